@@ -1,0 +1,20 @@
+// pgwarden: one binary, one subcommand per role (agent, proxy, list, switchover, ...).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "pgwarden: high availability for PostgreSQL.\n"
+      "Keeps one primary elected through an etcd lease, fails over automatically,\n"
+      "and routes clients by role.",
+      "pgwarden"};
+  app.set_version_flag("--version", std::string("pgwarden ") + PGWARDEN_VERSION);
+  app.require_subcommand(0, 1);
+  app.footer("Run `pgwarden <command> --help` for the options of a command.");
+
+  CLI11_PARSE(app, argc, argv);
+  if (app.get_subcommands().empty()) {
+    std::fputs(app.help().c_str(), stdout);
+  }
+  return 0;
+}
