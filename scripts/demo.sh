@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine, builds pgwarden and runs its main job.
+# Until `pgwarden demo` lands (it starts etcd, three PostgreSQL members with their agents and
+# the proxy on loopback), this builds the binary and shows what it offers.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+scripts/setup.sh
+echo "== building pgwarden"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)" --target pgwarden
+if ./build/src/pgwarden demo --help >/dev/null 2>&1; then
+  exec ./build/src/pgwarden demo "$@"
+fi
+./build/src/pgwarden --version
+./build/src/pgwarden --help
