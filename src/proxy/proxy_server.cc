@@ -1,0 +1,1008 @@
+// The proxy's event loop: listeners, sessions, the hold queue and the status endpoint.
+// The only translation unit of the proxy that includes Asio (compiling it is slow).
+//
+// Forwarding without per-session buffers: a direction of a session first tries a non-blocking
+// read into a pooled buffer; with nothing to read it waits for readability (async_wait) and
+// holds no buffer. What it read it writes at once, non-blocking; only if the peer cannot take
+// it all does the buffer stay with the session until an async write finishes. So an idle
+// session costs two sockets and a small object, and a busy one never copies a byte twice.
+//
+// Edge-triggered epoll hazard: Asio's reactor drops a readiness event that arrives while no
+// operation waits on the socket. A direction therefore always reads until the socket is
+// drained (short read or EAGAIN) before it waits, and reads first after every write, when
+// forwarding starts, and when a held client is released. This relies on the loop being
+// single-threaded (no other thread can consume the event between our read and our wait).
+#include "proxy/proxy_server.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <deque>
+#include <future>
+#include <list>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/clock.h"
+
+namespace pgwarden::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+Result<void> ProxyOptions::Validate() const {
+  std::vector<std::string> errors;
+  error_code ec;
+  asio::ip::make_address(listen_address, ec);
+  if (ec) errors.push_back("listen_address '" + listen_address + "' is not an IP address");
+  if (!primary_port && !sync_port && !async_port && !replica_port) {
+    errors.push_back(
+        "no client port configured (primary_port, sync_port, async_port, "
+        "replica_port)");
+  }
+  std::map<uint16_t, std::string> seen;
+  auto check_port = [&](const std::optional<uint16_t>& port, const char* name) {
+    if (!port || *port == 0) return;
+    auto [it, inserted] = seen.emplace(*port, name);
+    if (!inserted) {
+      errors.push_back(std::string(name) + " " + std::to_string(*port) + " is also " + it->second);
+    }
+  };
+  check_port(primary_port, "primary_port");
+  check_port(sync_port, "sync_port");
+  check_port(async_port, "async_port");
+  check_port(replica_port, "replica_port");
+  check_port(status_port, "status_port");
+  auto positive = [&](std::chrono::milliseconds d, const char* name) {
+    if (d.count() <= 0) errors.push_back(std::string(name) + " must be > 0");
+  };
+  auto not_negative = [&](std::chrono::milliseconds d, const char* name) {
+    if (d.count() < 0) errors.push_back(std::string(name) + " must be >= 0");
+  };
+  not_negative(hold_timeout, "hold_timeout");
+  not_negative(dcs_ttl, "dcs_ttl");
+  positive(connect_timeout, "connect_timeout");
+  not_negative(unreachable_for, "unreachable_for");
+  positive(half_close_timeout, "half_close_timeout");
+  not_negative(idle_timeout, "idle_timeout");
+  not_negative(stall_timeout, "stall_timeout");
+  positive(accept_backoff, "accept_backoff");
+  if (keepalive_idle.count() < 0) errors.push_back("keepalive_idle must be >= 0");
+  if (buffer_size < 1024 || buffer_size > 16 * 1024 * 1024) {
+    errors.push_back("buffer_size " + std::to_string(buffer_size) +
+                     " must be between 1 KiB and 16 MiB");
+  }
+  if (listen_backlog <= 0) errors.push_back("listen_backlog must be > 0");
+  if (errors.empty()) return Ok();
+  std::string message = "proxy options:";
+  for (const std::string& e : errors) message += " " + e + ";";
+  message.pop_back();
+  return Fail(ErrorCode::kInvalidArgument, message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internals
+
+namespace {
+
+// Forwarding buffers, reused. Keeps a bounded number of free buffers.
+class BufferPool {
+ public:
+  explicit BufferPool(size_t size) : size_(size) {}
+  size_t size() const { return size_; }
+  std::unique_ptr<char[]> Get() {
+    if (free_.empty()) return std::unique_ptr<char[]>(new char[size_]);
+    std::unique_ptr<char[]> b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void Put(std::unique_ptr<char[]> b) {
+    if (b && free_.size() < kMaxFree) free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr size_t kMaxFree = 64;
+  size_t size_;
+  std::vector<std::unique_ptr<char[]>> free_;
+};
+
+bool IsResourceExhaustion(const error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+         ec == asio::error::no_memory || ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+void TuneSocket(tcp::socket& s, std::chrono::seconds keepalive_idle) {
+  error_code ignored;
+  s.set_option(tcp::no_delay(true), ignored);
+  s.non_blocking(true, ignored);
+  if (keepalive_idle.count() > 0) {
+    s.set_option(asio::socket_base::keep_alive(true), ignored);
+    const int fd = s.native_handle();
+    const int idle = static_cast<int>(keepalive_idle.count());
+    const int interval = std::max(1, idle / 3);
+    const int count = 3;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  }
+}
+
+class Session;
+class StatusConnection;
+
+}  // namespace
+
+class ProxyServer::Loop {
+ public:
+  explicit Loop(const ProxyOptions& options)
+      : options_(options),
+        pool_(options.buffer_size),
+        freshness_timer_(io_),
+        sweep_timer_(io_),
+        resolver_(io_),
+        topology_(std::make_shared<const Topology>()) {}
+
+  Result<void> Bind();
+  void Run();
+  void Shutdown();  // on the loop
+
+  // Called on the loop.
+  void ApplyTopology(std::shared_ptr<const Topology> topology);
+  void DcsContact();
+  void ForcePrimaryUnusable(bool unusable);
+  ProxyStatus Snapshot();
+
+  // Used by sessions.
+  std::vector<RouteTarget> Rank(Role role);
+  bool HasUsablePrimary() const { return usable_primary_.has_value(); }
+  void AddSession(Session* s) { sessions_.push_front(s); }
+  std::list<Session*>::iterator FirstSession() { return sessions_.begin(); }
+  void RemoveSession(std::list<Session*>::iterator it) { sessions_.erase(it); }
+  void AddHeld(const std::shared_ptr<Session>& s) { held_.push_back(s); }
+  void CountUp(const std::string& member) { ++counts_[member]; }
+  void CountDown(const std::string& member);
+  void MarkUnreachable(const std::string& member);
+  void RegisterStatus(StatusConnection* c) { status_conns_.push_back(c); }
+  void UnregisterStatus(StatusConnection* c) { status_conns_.remove(c); }
+
+  const ProxyOptions& options_;
+  asio::io_context io_{1};  // run by one thread; other threads only post()
+  BufferPool pool_;
+  ProxyCounters counters_;
+  uint64_t held_now_ = 0;
+  uint64_t active_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+  std::thread::id loop_thread_id_;
+  std::atomic<bool> running_{false};
+
+  struct Listener {
+    Role role;
+    tcp::acceptor acceptor;
+    asio::steady_timer backoff;
+    uint16_t port = 0;
+    bool logged_exhaustion = false;
+  };
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unique_ptr<tcp::acceptor> status_acceptor_;
+  uint16_t status_port_ = 0;
+
+ private:
+  void Accept(Listener& l);
+  void AcceptStatus();
+  void Reevaluate(bool topology_changed);
+  bool PrimaryUsableNow(SteadyClock::time_point now) const;
+  bool DcsFresh(SteadyClock::time_point now) const;
+  void ArmFreshnessTimer();
+  void ArmSweep();
+  void Sweep();
+  void ReleaseHeld();
+
+  asio::steady_timer freshness_timer_;
+  bool freshness_armed_ = false;
+  asio::steady_timer sweep_timer_;
+  tcp::resolver resolver_;
+
+  std::shared_ptr<const Topology> topology_;
+  std::optional<SteadyClock::time_point> dcs_deadline_;
+  bool forced_unusable_ = false;
+  std::optional<Backend> usable_primary_;
+
+  std::list<Session*> sessions_;             // connecting, forwarding and held sessions
+  std::deque<std::weak_ptr<Session>> held_;  // FIFO of held sessions (may hold stale ones)
+  std::list<StatusConnection*> status_conns_;
+  ConnectionCounts counts_;
+  std::map<std::string, SteadyClock::time_point> unreachable_until_;
+  uint64_t rotation_ = 0;
+
+ public:
+  tcp::resolver& resolver() { return resolver_; }
+  const std::shared_ptr<const Topology>& topology() const { return topology_; }
+  bool PrimaryUsable() const { return usable_primary_.has_value(); }
+};
+
+namespace {
+
+using Loop = ProxyServer::Loop;
+
+enum class SessionState { kNew, kHeld, kConnecting, kForwarding, kClosed };
+
+// One client connection and, once connected, its upstream connection. Owned by the handlers
+// of its pending operations (shared_from_this); the loop keeps a raw pointer while it is open.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Loop& loop, Role role, tcp::socket client)
+      : loop_(loop),
+        role_(role),
+        client_(std::move(client)),
+        upstream_(loop.io_),
+        timer_(loop.io_) {
+    loop_.AddSession(this);
+    self_it_ = loop_.FirstSession();
+  }
+
+  void Begin();
+  void Release();  // kHeld -> kConnecting
+  void Close();
+
+  SessionState state() const { return state_; }
+  Role role() const { return role_; }
+  const std::optional<RouteTarget>& target() const { return target_; }
+  // For the sweep: closes the session if one of the forwarding timeouts passed.
+  bool TimedOut(SteadyClock::time_point now, const ProxyOptions& o) const;
+
+ private:
+  struct Pipe {
+    std::unique_ptr<char[]> buf;
+    size_t begin = 0;
+    size_t end = 0;
+    bool eof = false;
+    bool writing = false;
+    SteadyClock::time_point write_since;
+  };
+
+  void Hold();
+  void ConnectNext();
+  void StartConnect(const tcp::endpoint& ep);
+  void OnConnectFailed(bool timed_out);
+  void StartForwarding();
+  void Pump(int d);
+  void WaitReadable(int d);
+  void WriteRest(int d);
+  void OnEof(int d);
+  tcp::socket& From(int d) { return d == 0 ? client_ : upstream_; }
+  tcp::socket& To(int d) { return d == 0 ? upstream_ : client_; }
+  void CountBytes(int d, size_t n) {
+    if (d == 0) {
+      loop_.counters_.bytes_client_to_upstream += n;
+    } else {
+      loop_.counters_.bytes_upstream_to_client += n;
+    }
+  }
+
+  Loop& loop_;
+  Role role_;
+  SessionState state_ = SessionState::kNew;
+  tcp::socket client_;
+  tcp::socket upstream_;
+  asio::steady_timer timer_;  // hold deadline, then connect deadline
+  std::list<Session*>::iterator self_it_;
+  std::vector<RouteTarget> candidates_;
+  size_t next_candidate_ = 0;
+  std::optional<RouteTarget> target_;
+  bool counted_ = false;  // target_ counted in the loop's per-member counts
+  uint64_t attempt_ = 0;
+  bool timed_out_ = false;
+  Pipe pipes_[2];
+  SteadyClock::time_point last_activity_;
+};
+
+void Session::Begin() {
+  TuneSocket(client_, loop_.options_.keepalive_idle);
+  if (role_ == Role::kPrimary && !loop_.HasUsablePrimary()) {
+    Hold();
+    return;
+  }
+  candidates_ = loop_.Rank(role_);
+  if (candidates_.empty()) {
+    ++loop_.counters_.refused[RoleIndex(role_)];
+    Close();
+    return;
+  }
+  state_ = SessionState::kConnecting;
+  ++loop_.active_;
+  ConnectNext();
+}
+
+void Session::Hold() {
+  state_ = SessionState::kHeld;
+  ++loop_.counters_.held;
+  ++loop_.held_now_;
+  loop_.AddHeld(shared_from_this());
+  timer_.expires_after(loop_.options_.hold_timeout);
+  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->state_ != SessionState::kHeld) return;
+    ++self->loop_.counters_.hold_timeouts;
+    self->Close();
+  });
+}
+
+void Session::Release() {
+  if (state_ != SessionState::kHeld) return;
+  --loop_.held_now_;
+  ++loop_.counters_.hold_released;
+  timer_.cancel();
+  candidates_ = loop_.Rank(role_);
+  state_ = SessionState::kConnecting;
+  ++loop_.active_;
+  ConnectNext();
+}
+
+void Session::ConnectNext() {
+  if (next_candidate_ >= candidates_.size()) {
+    Close();
+    return;
+  }
+  target_ = candidates_[next_candidate_++];
+  loop_.CountUp(target_->backend.name.str());
+  counted_ = true;
+  const Endpoint& ep = target_->backend.endpoint;
+  error_code ec;
+  asio::ip::address addr = asio::ip::make_address(ep.host, ec);
+  if (!ec) {
+    StartConnect(tcp::endpoint(addr, ep.port));
+    return;
+  }
+  // A host name: resolved by Asio's resolver thread; the first address is used.
+  const uint64_t attempt = ++attempt_;
+  loop_.resolver().async_resolve(
+      ep.host, std::to_string(ep.port),
+      [self = shared_from_this(), attempt](const error_code& ec,
+                                           tcp::resolver::results_type results) {
+        if (self->state_ != SessionState::kConnecting || attempt != self->attempt_) return;
+        if (ec || results.empty()) {
+          self->OnConnectFailed(false);
+          return;
+        }
+        self->StartConnect(results.begin()->endpoint());
+      });
+}
+
+void Session::StartConnect(const tcp::endpoint& ep) {
+  error_code ec;
+  upstream_ = tcp::socket(loop_.io_);
+  upstream_.open(ep.protocol(), ec);
+  if (ec) {
+    // Out of descriptors: this client cannot be served now; the others go on.
+    spdlog::warn("proxy: cannot open a socket to {}: {}", target_->backend.endpoint.ToString(),
+                 ec.message());
+    Close();
+    return;
+  }
+  const uint64_t attempt = ++attempt_;
+  timed_out_ = false;
+  timer_.expires_after(loop_.options_.connect_timeout);
+  timer_.async_wait([self = shared_from_this(), attempt](const error_code& ec) {
+    if (ec || self->state_ != SessionState::kConnecting || attempt != self->attempt_) return;
+    self->timed_out_ = true;
+    error_code ignored;
+    self->upstream_.close(ignored);  // completes the connect with operation_aborted
+  });
+  upstream_.async_connect(ep, [self = shared_from_this(), attempt](const error_code& ec) {
+    if (self->state_ != SessionState::kConnecting || attempt != self->attempt_) return;
+    self->timer_.cancel();
+    if (ec) {
+      self->OnConnectFailed(self->timed_out_);
+      return;
+    }
+    self->StartForwarding();
+  });
+}
+
+void Session::OnConnectFailed(bool timed_out) {
+  ++loop_.counters_.upstream_connect_failures;
+  if (timed_out) ++loop_.counters_.upstream_connect_timeouts;
+  const std::string& name = target_->backend.name.str();
+  spdlog::info("proxy: {} port: connect to {} ({}) {}", ToString(role_), name,
+               target_->backend.endpoint.ToString(), timed_out ? "timed out" : "failed");
+  loop_.CountDown(name);
+  counted_ = false;
+  // The primary is never marked: there is no other member to send its clients to.
+  if (!target_->via_primary) loop_.MarkUnreachable(name);
+  error_code ignored;
+  upstream_.close(ignored);
+  ConnectNext();
+}
+
+void Session::StartForwarding() {
+  state_ = SessionState::kForwarding;
+  ++loop_.counters_.forwarded[RoleIndex(role_)];
+  TuneSocket(upstream_, loop_.options_.keepalive_idle);
+  last_activity_ = SteadyClock::now();
+  Pump(0);
+  if (state_ != SessionState::kClosed) Pump(1);
+}
+
+void Session::Pump(int d) {
+  Pipe& p = pipes_[d];
+  const size_t size = loop_.pool_.size();
+  // Bounded rounds so that one fast stream cannot starve the other sessions.
+  for (int round = 0; round < 8; ++round) {
+    if (!p.buf) p.buf = loop_.pool_.Get();
+    error_code ec;
+    const size_t n = From(d).read_some(asio::buffer(p.buf.get(), size), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      loop_.pool_.Put(std::move(p.buf));
+      WaitReadable(d);
+      return;
+    }
+    if (ec == asio::error::eof) {
+      loop_.pool_.Put(std::move(p.buf));
+      OnEof(d);
+      return;
+    }
+    if (ec) {  // reset by peer and the like: the session is over
+      Close();
+      return;
+    }
+    CountBytes(d, n);
+    last_activity_ = SteadyClock::now();
+    size_t written = To(d).write_some(asio::buffer(p.buf.get(), n), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      written = 0;
+      ec.clear();
+    }
+    if (ec) {
+      Close();
+      return;
+    }
+    if (written < n) {
+      p.begin = written;
+      p.end = n;
+      p.writing = true;
+      p.write_since = last_activity_;
+      WriteRest(d);
+      return;
+    }
+    if (n < size) {  // drained: a new edge will come with new data
+      loop_.pool_.Put(std::move(p.buf));
+      WaitReadable(d);
+      return;
+    }
+  }
+  loop_.pool_.Put(std::move(p.buf));
+  asio::post(loop_.io_, [self = shared_from_this(), d] {
+    if (self->state_ == SessionState::kForwarding) self->Pump(d);
+  });
+}
+
+void Session::WaitReadable(int d) {
+  From(d).async_wait(tcp::socket::wait_read, [self = shared_from_this(), d](const error_code& ec) {
+    if (self->state_ != SessionState::kForwarding) return;
+    if (ec) {
+      self->Close();
+      return;
+    }
+    self->Pump(d);
+  });
+}
+
+void Session::WriteRest(int d) {
+  Pipe& p = pipes_[d];
+  To(d).async_write_some(
+      asio::buffer(p.buf.get() + p.begin, p.end - p.begin),
+      [self = shared_from_this(), d](const error_code& ec, size_t n) {
+        if (self->state_ != SessionState::kForwarding) return;
+        if (ec) {
+          self->Close();
+          return;
+        }
+        Pipe& p = self->pipes_[d];
+        p.begin += n;
+        self->last_activity_ = p.write_since = SteadyClock::now();
+        if (p.begin < p.end) {
+          self->WriteRest(d);
+          return;
+        }
+        p.writing = false;
+        self->loop_.pool_.Put(std::move(p.buf));
+        self->Pump(d);  // read first: readiness seen during the write was dropped
+      });
+}
+
+void Session::OnEof(int d) {
+  pipes_[d].eof = true;
+  error_code ignored;
+  To(d).shutdown(tcp::socket::shutdown_send, ignored);
+  if (pipes_[1 - d].eof) {
+    Close();
+    return;
+  }
+  last_activity_ = SteadyClock::now();  // the half-close timeout counts from here
+}
+
+bool Session::TimedOut(SteadyClock::time_point now, const ProxyOptions& o) const {
+  if (state_ != SessionState::kForwarding) return false;
+  const auto idle = now - last_activity_;
+  if ((pipes_[0].eof || pipes_[1].eof) && idle >= o.half_close_timeout) return true;
+  if (o.idle_timeout.count() > 0 && idle >= o.idle_timeout) return true;
+  if (o.stall_timeout.count() > 0) {
+    for (const Pipe& p : pipes_) {
+      if (p.writing && now - p.write_since >= o.stall_timeout) return true;
+    }
+  }
+  return false;
+}
+
+void Session::Close() {
+  if (state_ == SessionState::kClosed) return;
+  if (state_ == SessionState::kHeld) --loop_.held_now_;
+  if (state_ == SessionState::kConnecting || state_ == SessionState::kForwarding) --loop_.active_;
+  if (counted_) loop_.CountDown(target_->backend.name.str());
+  counted_ = false;
+  state_ = SessionState::kClosed;
+  error_code ignored;
+  client_.close(ignored);
+  upstream_.close(ignored);
+  timer_.cancel();
+  loop_.RemoveSession(self_it_);
+  ++loop_.counters_.sessions_closed;
+}
+
+// One request on the status port: read the head (at most 8 KiB, 5 s), answer, close.
+class StatusConnection : public std::enable_shared_from_this<StatusConnection> {
+ public:
+  StatusConnection(Loop& loop, tcp::socket socket)
+      : loop_(loop), socket_(std::move(socket)), timer_(loop.io_) {
+    loop_.RegisterStatus(this);
+  }
+  void Start() {
+    timer_.expires_after(std::chrono::seconds(5));
+    timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+      if (!ec) self->Close();
+    });
+    Read();
+  }
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    error_code ignored;
+    socket_.close(ignored);
+    timer_.cancel();
+    loop_.UnregisterStatus(this);
+  }
+
+ private:
+  void Read() {
+    socket_.async_read_some(
+        asio::buffer(chunk_), [self = shared_from_this()](const error_code& ec, size_t n) {
+          if (self->closed_) return;
+          if (ec) {
+            self->Close();
+            return;
+          }
+          self->head_.append(self->chunk_.data(), n);
+          if (self->head_.find("\r\n\r\n") == std::string::npos &&
+              self->head_.find("\n\n") == std::string::npos && self->head_.size() < 8192) {
+            self->Read();
+            return;
+          }
+          self->Respond();
+        });
+  }
+  void Respond() {
+    out_ = SerializeResponse(HandleStatusRequest(head_, loop_.Snapshot()));
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](const error_code&, size_t) {
+                        if (self->closed_) return;
+                        error_code ignored;
+                        self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+                        self->Close();
+                      });
+  }
+
+  Loop& loop_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  std::array<char, 1024> chunk_;
+  std::string head_;
+  std::string out_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Loop
+
+Result<void> Loop::Bind() {
+  error_code ec;
+  const asio::ip::address addr = asio::ip::make_address(options_.listen_address, ec);
+  auto open = [&](tcp::acceptor& acceptor, uint16_t port, std::string_view what) -> Result<void> {
+    error_code ec;
+    const tcp::endpoint ep(addr, port);
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(options_.listen_backlog, ec);
+    if (!ec) acceptor.non_blocking(true, ec);
+    if (ec) {
+      return Fail(ErrorCode::kUnavailable, "proxy: cannot listen on " + options_.listen_address +
+                                               ":" + std::to_string(port) + " (" +
+                                               std::string(what) + "): " + ec.message());
+    }
+    return Ok();
+  };
+  const std::pair<Role, std::optional<uint16_t>> ports[] = {
+      {Role::kPrimary, options_.primary_port},
+      {Role::kSyncReplica, options_.sync_port},
+      {Role::kAsyncReplica, options_.async_port},
+      {Role::kAnyReplica, options_.replica_port}};
+  for (const auto& [role, port] : ports) {
+    if (!port) continue;
+    auto l = std::unique_ptr<Listener>(
+        new Listener{role, tcp::acceptor(io_), asio::steady_timer(io_), 0, false});
+    Result<void> r = open(l->acceptor, *port, std::string(ToString(role)) + " port");
+    if (!r) return r;
+    l->port = l->acceptor.local_endpoint().port();
+    listeners_.push_back(std::move(l));
+  }
+  if (options_.status_port) {
+    status_acceptor_ = std::make_unique<tcp::acceptor>(io_);
+    Result<void> r = open(*status_acceptor_, *options_.status_port, "status port");
+    if (!r) return r;
+    status_port_ = status_acceptor_->local_endpoint().port();
+  }
+  return Ok();
+}
+
+void Loop::Run() {
+  for (auto& l : listeners_) Accept(*l);
+  if (status_acceptor_) AcceptStatus();
+  if (options_.dcs_ttl.count() > 0) spdlog::info("proxy: no primary until etcd is heard from");
+  ArmSweep();
+  io_.run();
+}
+
+void Loop::Shutdown() {
+  stopping_ = true;
+  error_code ignored;
+  for (auto& l : listeners_) {
+    l->acceptor.close(ignored);
+    l->backoff.cancel();
+  }
+  if (status_acceptor_) status_acceptor_->close(ignored);
+  freshness_timer_.cancel();
+  sweep_timer_.cancel();
+  resolver_.cancel();
+  while (!sessions_.empty()) sessions_.front()->Close();
+  while (!status_conns_.empty()) status_conns_.front()->Close();
+  held_.clear();
+}
+
+void Loop::Accept(Listener& l) {
+  l.acceptor.async_accept([this, &l](const error_code& ec, tcp::socket socket) {
+    if (stopping_ || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      ++counters_.accept_errors;
+      if (IsResourceExhaustion(ec)) {
+        // Out of descriptors: pending clients stay in the backlog; retry after a pause
+        // instead of spinning on an accept() that fails at once.
+        if (!l.logged_exhaustion) {
+          spdlog::warn("proxy: {} port: accept failed: {}; retrying every {} ms", ToString(l.role),
+                       ec.message(), options_.accept_backoff.count());
+          l.logged_exhaustion = true;
+        }
+        l.backoff.expires_after(options_.accept_backoff);
+        l.backoff.async_wait([this, &l](const error_code& ec) {
+          if (!ec && !stopping_) Accept(l);
+        });
+        return;
+      }
+      Accept(l);
+      return;
+    }
+    l.logged_exhaustion = false;
+    ++counters_.accepted[RoleIndex(l.role)];
+    auto session = std::make_shared<Session>(*this, l.role, std::move(socket));
+    session->Begin();
+    Accept(l);
+  });
+}
+
+void Loop::AcceptStatus() {
+  status_acceptor_->async_accept([this](const error_code& ec, tcp::socket socket) {
+    if (stopping_ || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      asio::post(io_, [this] {
+        if (!stopping_) AcceptStatus();
+      });
+      return;
+    }
+    std::make_shared<StatusConnection>(*this, std::move(socket))->Start();
+    AcceptStatus();
+  });
+}
+
+bool Loop::DcsFresh(SteadyClock::time_point now) const {
+  if (options_.dcs_ttl.count() == 0) return true;
+  return dcs_deadline_ && now < *dcs_deadline_;
+}
+
+bool Loop::PrimaryUsableNow(SteadyClock::time_point now) const {
+  return topology_->primary && !forced_unusable_ && DcsFresh(now);
+}
+
+void Loop::ApplyTopology(std::shared_ptr<const Topology> topology) {
+  if (stopping_) return;
+  topology_ = topology ? std::move(topology) : std::make_shared<const Topology>();
+  Reevaluate(true);
+}
+
+void Loop::DcsContact() {
+  if (stopping_ || options_.dcs_ttl.count() == 0) return;
+  const auto now = SteadyClock::now();
+  const bool was_fresh = DcsFresh(now);
+  dcs_deadline_ = now + options_.dcs_ttl;
+  if (!freshness_armed_) ArmFreshnessTimer();
+  if (!was_fresh) {
+    spdlog::info("proxy: etcd view is fresh again");
+    Reevaluate(false);
+  }
+}
+
+void Loop::ArmFreshnessTimer() {
+  freshness_armed_ = true;
+  freshness_timer_.expires_at(*dcs_deadline_);
+  freshness_timer_.async_wait([this](const error_code& ec) {
+    freshness_armed_ = false;
+    if (ec || stopping_) return;
+    if (SteadyClock::now() < *dcs_deadline_) {  // contact since the timer was armed: wait more
+      ArmFreshnessTimer();
+      return;
+    }
+    spdlog::warn("proxy: no contact with etcd for {} ms: not routing to the primary",
+                 options_.dcs_ttl.count());
+    Reevaluate(false);
+  });
+}
+
+void Loop::ForcePrimaryUnusable(bool unusable) {
+  if (stopping_ || forced_unusable_ == unusable) return;
+  forced_unusable_ = unusable;
+  Reevaluate(false);
+}
+
+void Loop::Reevaluate(bool topology_changed) {
+  const bool usable = PrimaryUsableNow(SteadyClock::now());
+  std::optional<Backend> primary = UsablePrimary(*topology_, usable);
+  const bool changed = PrimaryChanged(usable_primary_, primary);
+  if (changed) {
+    spdlog::info("proxy: primary {} -> {} (topology generation {})",
+                 usable_primary_ ? usable_primary_->name.str() : "none",
+                 primary ? primary->name.str() : "none", topology_->generation);
+  }
+  usable_primary_ = std::move(primary);
+  if (changed || topology_changed) {
+    std::vector<Session*> doomed;
+    for (Session* s : sessions_) {
+      if ((s->state() == SessionState::kConnecting || s->state() == SessionState::kForwarding) &&
+          s->target() && !SessionStillValid(s->role(), *s->target(), *topology_, usable)) {
+        doomed.push_back(s);
+      }
+    }
+    // Closing never destroys a session synchronously (its handlers own it), so the raw
+    // pointers stay valid through this loop.
+    for (Session* s : doomed) {
+      ++counters_.closed_by_topology;
+      s->Close();
+    }
+    if (!doomed.empty()) {
+      spdlog::info("proxy: closed {} sessions to members that lost their role", doomed.size());
+    }
+  }
+  if (usable_primary_) ReleaseHeld();
+}
+
+void Loop::ReleaseHeld() {
+  std::deque<std::weak_ptr<Session>> held;
+  held.swap(held_);
+  for (auto& w : held) {
+    if (std::shared_ptr<Session> s = w.lock()) s->Release();
+  }
+}
+
+std::vector<RouteTarget> Loop::Rank(Role role) {
+  const auto now = SteadyClock::now();
+  std::set<std::string> marked;
+  for (auto it = unreachable_until_.begin(); it != unreachable_until_.end();) {
+    if (it->second <= now) {
+      it = unreachable_until_.erase(it);
+    } else {
+      marked.insert(it->first);
+      ++it;
+    }
+  }
+  RouteContext ctx{usable_primary_.has_value(), &counts_, &marked, rotation_++};
+  return RankCandidates(role, *topology_, options_.policies, ctx);
+}
+
+void Loop::CountDown(const std::string& member) {
+  auto it = counts_.find(member);
+  if (it == counts_.end()) return;
+  if (--it->second == 0) counts_.erase(it);
+}
+
+void Loop::MarkUnreachable(const std::string& member) {
+  if (options_.unreachable_for.count() == 0) return;
+  unreachable_until_[member] = SteadyClock::now() + options_.unreachable_for;
+}
+
+void Loop::ArmSweep() {
+  // Forwarding timeouts are checked by one periodic sweep, not a timer per session: cheap with
+  // thousands of sessions, at a resolution of a quarter of the shortest timeout (<= 1 s).
+  auto period = options_.half_close_timeout;
+  if (options_.idle_timeout.count() > 0) period = std::min(period, options_.idle_timeout);
+  if (options_.stall_timeout.count() > 0) period = std::min(period, options_.stall_timeout);
+  period = std::clamp(period / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  sweep_timer_.expires_after(period);
+  sweep_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    Sweep();
+    ArmSweep();
+  });
+}
+
+void Loop::Sweep() {
+  const auto now = SteadyClock::now();
+  std::vector<Session*> expired;
+  for (Session* s : sessions_) {
+    if (s->TimedOut(now, options_)) expired.push_back(s);
+  }
+  for (Session* s : expired) {
+    ++counters_.idle_timeouts;
+    s->Close();
+  }
+}
+
+ProxyStatus Loop::Snapshot() {
+  const auto now = SteadyClock::now();
+  ProxyStatus st;
+  st.generation = topology_->generation;
+  st.dcs_fresh = DcsFresh(now);
+  st.primary_usable = usable_primary_.has_value();
+  if (usable_primary_) st.primary = usable_primary_->name.str();
+  for (const auto& l : listeners_) {
+    PortStatus p;
+    p.role = l->role;
+    p.port = l->port;
+    std::set<std::string> marked;
+    for (const auto& [name, until] : unreachable_until_) {
+      if (until > now) marked.insert(name);
+    }
+    RouteContext ctx{usable_primary_.has_value(), &counts_, &marked, 0};
+    for (const RouteTarget& t : RankCandidates(l->role, *topology_, options_.policies, ctx)) {
+      p.candidates.push_back(t.backend.name.str());
+    }
+    st.ports.push_back(std::move(p));
+  }
+  std::set<std::string> listed;
+  auto add = [&](const Backend& b, const char* role) {
+    MemberStatus m;
+    m.name = b.name.str();
+    m.endpoint = b.endpoint.ToString();
+    m.role = role;
+    m.lag_bytes = b.lag_bytes;
+    m.noloadbalance = b.noloadbalance;
+    auto c = counts_.find(m.name);
+    m.sessions = c == counts_.end() ? 0 : c->second;
+    auto u = unreachable_until_.find(m.name);
+    m.unreachable = u != unreachable_until_.end() && u->second > now;
+    listed.insert(m.name);
+    st.members.push_back(std::move(m));
+  };
+  if (topology_->primary) add(*topology_->primary, "primary");
+  for (const Backend& b : topology_->sync_replicas) add(b, "sync");
+  for (const Backend& b : topology_->async_replicas) add(b, "async");
+  for (const auto& [name, n] : counts_) {  // sessions to members that left the topology
+    if (listed.count(name)) continue;
+    MemberStatus m;
+    m.name = name;
+    m.sessions = n;
+    st.members.push_back(std::move(m));
+  }
+  st.active_sessions = active_;
+  st.held_now = held_now_;
+  st.counters = counters_;
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ProxyServer
+
+ProxyServer::ProxyServer(ProxyOptions options) : options_(std::move(options)) {
+  loop_ = std::make_unique<Loop>(options_);
+}
+
+ProxyServer::~ProxyServer() { Stop(); }
+
+Result<void> ProxyServer::Start() {
+  if (loop_->running_ || loop_->thread_.joinable()) {
+    return Fail(ErrorCode::kInvalidArgument, "proxy: Start() called twice");
+  }
+  if (Result<void> v = options_.Validate(); !v) return v;
+  if (Result<void> b = loop_->Bind(); !b) return b;
+  loop_->running_ = true;
+  std::promise<void> started;
+  std::future<void> started_future = started.get_future();
+  loop_->thread_ = std::thread([this, &started] {
+    pthread_setname_np(pthread_self(), "pgw-proxy");
+    loop_->loop_thread_id_ = std::this_thread::get_id();
+    started.set_value();
+    loop_->Run();
+  });
+  started_future.wait();
+  for (const auto& l : loop_->listeners_) {
+    spdlog::info("proxy: {} port listening on {}:{}", ToString(l->role), options_.listen_address,
+                 l->port);
+  }
+  return Ok();
+}
+
+void ProxyServer::Stop() {
+  if (!loop_->thread_.joinable()) return;
+  asio::post(loop_->io_, [loop = loop_.get()] { loop->Shutdown(); });
+  loop_->thread_.join();  // run() returns once the closed sessions' handlers have drained
+  loop_->running_ = false;
+}
+
+std::optional<uint16_t> ProxyServer::BoundPort(Role role) const {
+  for (const auto& l : loop_->listeners_) {
+    if (l->role == role) return l->port;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint16_t> ProxyServer::BoundStatusPort() const {
+  if (!loop_->status_acceptor_) return std::nullopt;
+  return loop_->status_port_;
+}
+
+void ProxyServer::SetTopology(std::shared_ptr<const Topology> topology) {
+  asio::post(loop_->io_, [loop = loop_.get(), t = std::move(topology)]() mutable {
+    loop->ApplyTopology(std::move(t));
+  });
+}
+
+void ProxyServer::ReportDcsContact() {
+  asio::post(loop_->io_, [loop = loop_.get()] { loop->DcsContact(); });
+}
+
+void ProxyServer::SetPrimaryUsable(bool usable) {
+  asio::post(loop_->io_, [loop = loop_.get(), usable] { loop->ForcePrimaryUnusable(!usable); });
+}
+
+ProxyStatus ProxyServer::GetStatus() const {
+  if (!loop_->running_ || std::this_thread::get_id() == loop_->loop_thread_id_) {
+    return loop_->Snapshot();
+  }
+  std::promise<ProxyStatus> promise;
+  std::future<ProxyStatus> future = promise.get_future();
+  asio::post(loop_->io_, [loop = loop_.get(), &promise] { promise.set_value(loop->Snapshot()); });
+  return future.get();
+}
+
+}  // namespace pgwarden::proxy

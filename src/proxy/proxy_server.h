@@ -1,0 +1,114 @@
+// ProxyServer: the data plane of `pgwarden proxy`. Listens on one TCP port per role and
+// forwards each client connection, byte for byte, to a member that has the role now.
+//
+// Threads: one event loop thread (Start() creates it, Stop() joins it) owns every socket,
+// session and counter; nothing else touches them. The other methods may be called from any
+// thread: they post to the loop (SetTopology, ReportDcsContact, SetPrimaryUsable) or post and
+// wait (GetStatus; never call it from the loop thread itself). One thread is deliberate: the
+// proxy moves bytes and does almost no computation, and on the 2-core hosts it targets
+// PostgreSQL needs the other core (docs/proxy.md).
+//
+// Routing: see topology.h. The primary port routes only while a primary is in the snapshot
+// AND the etcd view is fresh (ReportDcsContact() within `dcs_ttl`). When the usable primary
+// changes or disappears, every session to the old one is closed at once, and new primary-port
+// clients are held (accepted, not read from) for up to `hold_timeout`, then forwarded to the
+// new primary or closed.
+//
+// This header is plain on purpose (no Boost): Asio lives in proxy_server.cc only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "proxy/status.h"
+#include "proxy/topology.h"
+
+namespace pgwarden::proxy {
+
+struct ProxyOptions {
+  // Address the client ports and the status port bind to.
+  std::string listen_address = "0.0.0.0";
+  // Client ports; nullopt disables the port, 0 binds an ephemeral port (tests).
+  std::optional<uint16_t> primary_port;
+  std::optional<uint16_t> sync_port;
+  std::optional<uint16_t> async_port;
+  std::optional<uint16_t> replica_port;  // any replica (sync or async)
+  // HTTP status endpoint (GET /status, GET /metrics); nullopt disables it.
+  std::optional<uint16_t> status_port;
+
+  RoutePolicies policies;
+
+  // How long a primary-port client waits for a primary when there is none. A few seconds
+  // longer than a normal failover (ttl 2 s + promotion).
+  std::chrono::milliseconds hold_timeout{10000};
+  // Freshness rule: with no ReportDcsContact() for this long, the primary is not used (its
+  // sessions are closed and new clients held). Zero disables the rule (static topologies).
+  std::chrono::milliseconds dcs_ttl{2000};
+  // Upstream TCP connect deadline; on a replica port the next candidate is tried after it.
+  std::chrono::milliseconds connect_timeout{2000};
+  // How long a member stays marked unreachable after a failed connect.
+  std::chrono::milliseconds unreachable_for{5000};
+  // A session with one direction closed (half-closed) is closed after this long without
+  // traffic in the other direction.
+  std::chrono::milliseconds half_close_timeout{30000};
+  // A session with no traffic either way for this long is closed. Zero: never (PostgreSQL
+  // clients and poolers keep idle connections for hours).
+  std::chrono::milliseconds idle_timeout{0};
+  // A write to a peer that takes no bytes for this long closes the session: the peer (a
+  // frozen host, a stuck client) stopped reading. Zero: never.
+  std::chrono::milliseconds stall_timeout{120000};
+  // Pause before accepting again after accept() failed for lack of descriptors or memory.
+  std::chrono::milliseconds accept_backoff{100};
+  // TCP keepalive on both sockets of a session (detects dead peers, not frozen ones).
+  std::chrono::seconds keepalive_idle{30};
+  // Size of one forwarding buffer. Buffers are pooled: an idle session holds none, a session
+  // holds one per direction only while a write to a slow peer is pending.
+  size_t buffer_size = 32 * 1024;
+  int listen_backlog = 1024;
+
+  // Every problem at once, each saying which option is wrong.
+  Result<void> Validate() const;
+};
+
+class ProxyServer {
+ public:
+  explicit ProxyServer(ProxyOptions options);
+  ~ProxyServer();  // Stop()s
+  ProxyServer(const ProxyServer&) = delete;
+  ProxyServer& operator=(const ProxyServer&) = delete;
+
+  // Validates the options, binds every configured port (failing with kInvalidArgument or
+  // kUnavailable naming the port if one cannot be bound) and starts the loop thread.
+  // Call once.
+  Result<void> Start();
+  // Closes listeners and every session, and joins the loop thread. Idempotent.
+  void Stop();
+
+  // Ports actually bound (useful with port 0); nullopt for a disabled port.
+  std::optional<uint16_t> BoundPort(Role role) const;
+  std::optional<uint16_t> BoundStatusPort() const;
+
+  // Installs a new routing snapshot (may be null: no members known). Any thread.
+  void SetTopology(std::shared_ptr<const Topology> topology);
+  // The etcd watcher heard from etcd (a watch event or progress notification, a successful
+  // read): the view is fresh for another dcs_ttl. Any thread.
+  void ReportDcsContact();
+  // Forces the primary unusable (false) or lifts that (true), independently of the freshness
+  // timer; e.g. the watcher knows its view is broken. Any thread.
+  void SetPrimaryUsable(bool usable);
+
+  // A consistent snapshot taken on the loop. Any thread except the loop thread.
+  ProxyStatus GetStatus() const;
+
+  class Loop;  // proxy_server.cc
+
+ private:
+  ProxyOptions options_;
+  std::unique_ptr<Loop> loop_;
+};
+
+}  // namespace pgwarden::proxy
