@@ -2,10 +2,13 @@
 // recovery in single-user mode).
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include "postgres/config_files.h"
 #include "postgres/control_data.h"
+#include "postgres/libpq_connection.h"
 #include "postgres/local_postgres.h"
 #include "postgres/local_postgres_internal.h"
 
@@ -19,6 +22,35 @@ namespace {
 // Files pg_rewind would overwrite with the source's copies but that describe this node.
 constexpr const char* kNodeConfigFiles[] = {"postgresql.conf", "postgresql.pgwarden.conf",
                                             "pg_hba.conf", "pg_ident.conf", "postgresql.auto.conf"};
+
+// Connects to the rewind source and, if it is a primary whose pg_control still names an
+// older timeline than the one it writes, runs CHECKPOINT there (superuser or pg_checkpoint).
+Result<void> CheckpointPromotedSource(const std::string& source_conninfo, SteadyTime deadline) {
+  auto conn = PgConnection::Connect(
+      source_conninfo, std::min(deadline, SteadyClock::now() + std::chrono::seconds(10)));
+  std::string what = "rewind source " + RedactConninfo(source_conninfo);
+  if (!conn) return Fail(conn.error().code, what + ": " + conn.error().message);
+  auto r = conn->Query(
+      "SELECT pg_is_in_recovery() AS in_recovery, "
+      "(SELECT timeline_id FROM pg_control_checkpoint()) AS control_tli, "
+      "CASE WHEN pg_is_in_recovery() THEN NULL "
+      "ELSE pg_walfile_name(pg_current_wal_lsn()) END AS walfile",
+      deadline);
+  if (!r) return Fail(r.error().code, what + ": " + r.error().message);
+  if (r->rows.size() != 1 || !r->rows[0][0] || !r->rows[0][1]) {
+    return Fail(ErrorCode::kCorrupt, what + ": unexpected answer to the timeline query");
+  }
+  if (*r->rows[0][0] == "t" || !r->rows[0][2]) return Ok();  // a standby source: nothing to do
+  auto writing = TimelineFromWalFileName(*r->rows[0][2]);
+  uint32_t control_tli = static_cast<uint32_t>(std::strtoul(r->rows[0][1]->c_str(), nullptr, 10));
+  if (!writing || writing->value() <= control_tli) return Ok();
+  auto cp = conn->Query("CHECKPOINT", deadline);
+  if (!cp) {
+    return Fail(cp.error().code,
+                what + ": CHECKPOINT after promotion failed: " + cp.error().message);
+  }
+  return Ok();
+}
 
 }  // namespace
 
@@ -108,6 +140,11 @@ Result<RewindResult> LocalPostgres::Rewind(const std::string& source_conninfo, D
   if (!split) return Fail(split.error());
   auto owner = FileOwner();
   if (!owner) return Fail(owner.error());
+
+  // A source promoted moments ago still has its old timeline in pg_control until its first
+  // checkpoint on the new timeline, and pg_rewind reads the timeline from there: it would say
+  // "same timeline, no rewind required" and the target could never follow. Checkpoint it.
+  if (auto r = CheckpointPromotedSource(source_conninfo, deadline); !r) return Fail(r.error());
 
   RewindResult result;
   auto control = ReadControlData();
