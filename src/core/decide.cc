@@ -362,9 +362,7 @@ void Turn::LeaderTurn() {
       e.reason = "promoted " + cfg_.name.str();
       e.new_leader = cfg_.name;
       if (mem_.last_leader && *mem_.last_leader != cfg_.name) e.old_leader = *mem_.last_leader;
-      e.time = std::to_string(
-          std::chrono::duration_cast<std::chrono::seconds>(obs_.wall_now.time_since_epoch())
-              .count());
+      e.time = FormatIso8601(obs_.wall_now);
       Act(AppendHistory{e, v.history_mod_revision});
     }
     Act(UpdateLeaderStatus{pg_.write_lsn});

@@ -174,4 +174,8 @@ struct PeerProbe {
   std::map<MemberName, PeerStatus> peers;
 };
 
+// UTC ISO 8601 with milliseconds and offset, "2026-11-26T01:02:03.250+00:00" (history
+// timestamps, scheduled switchovers). Pure: formats the given time, reads no clock.
+std::string FormatIso8601(SystemTime t);
+
 }  // namespace pgwarden::core
