@@ -1,0 +1,140 @@
+#include "config/dynamic_config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+
+namespace pgwarden::config {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr std::string_view kSource = "etcd /service/demo/config";
+
+TEST(DynamicConfigJson, RoundTripKeepsEveryField) {
+  DynamicConfig c;
+  c.ttl = seconds(5);
+  c.loop_wait = milliseconds(500);
+  c.retry_timeout = milliseconds(1250);
+  c.maximum_lag_on_failover = 16u << 20;
+  c.synchronous_mode = true;
+  c.synchronous_mode_strict = true;
+  c.synchronous_node_count = 2;
+  c.primary_start_timeout = seconds(0);
+  c.primary_stop_timeout = seconds(30);
+  c.pause = true;
+  c.postgresql.use_pg_rewind = true;
+  c.postgresql.use_slots = false;
+  c.postgresql.parameters = {{"max_connections", "100"}, {"wal_level", "replica"}};
+  c.postgresql.pg_hba = {"host all all 127.0.0.1/32 trust"};
+
+  std::string json = c.ToJson();
+  Result<LoadedDynamicConfig> back = DynamicConfigFromJson(json, kSource);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->config, c);
+  EXPECT_THAT(back->warnings, ::testing::IsEmpty());
+  EXPECT_THAT(json, HasSubstr("\"loop_wait\":0.5"));
+  EXPECT_THAT(json, HasSubstr("\"ttl\":5"));
+
+  DynamicConfig defaults;
+  back = DynamicConfigFromJson(defaults.ToJson(), kSource);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->config, defaults);
+}
+
+// What Patroni (or patronictl edit-config) leaves in etcd: whole seconds as integers, keys
+// pgwarden does not implement, and maybe keys from a newer tool.
+TEST(DynamicConfigJson, ReadsPatroniWrittenValue) {
+  Result<LoadedDynamicConfig> r = DynamicConfigFromJson(
+      R"({"ttl": 30, "loop_wait": 10, "retry_timeout": 10, "maximum_lag_on_failover": 1048576,
+          "postgresql": {"use_pg_rewind": true, "parameters": {"max_connections": 100,
+          "hot_standby": "on", "wal_log_hints": true}},
+          "failsafe_mode": true, "slots": {"s1": {"type": "physical"}}, "pause": true,
+          "shiny_new_feature": 1})",
+      kSource);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->config.ttl, seconds(30));
+  EXPECT_EQ(r->config.loop_wait, seconds(10));
+  EXPECT_TRUE(r->config.pause);
+  EXPECT_TRUE(r->config.postgresql.use_pg_rewind);
+  EXPECT_EQ(r->config.postgresql.parameters.at("max_connections"), "100");
+  EXPECT_EQ(r->config.postgresql.parameters.at("hot_standby"), "on");
+  EXPECT_EQ(r->config.postgresql.parameters.at("wal_log_hints"), "true");
+  EXPECT_THAT(r->warnings,
+              ElementsAre("etcd /service/demo/config: shiny_new_feature: unknown key "
+                          "`shiny_new_feature`; ignored",
+                          "etcd /service/demo/config: accepted but not implemented by pgwarden "
+                          "yet, so ignored: `failsafe_mode`, `slots`"));
+}
+
+TEST(DynamicConfigJson, BadValuesAreAllReported) {
+  Result<LoadedDynamicConfig> r = DynamicConfigFromJson(
+      R"({"ttl": "soon", "loop_wait": -1, "synchronous_mode": "maybe",
+          "postgresql": {"parameters": {"a": [1]}, "use_slots": 3}})",
+      kSource);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(r.error().message,
+            "etcd /service/demo/config: ttl: expected a duration: a number of seconds or a number "
+            "with a unit (ms, s, min, h), e.g. `500ms`, `5s`, `1min`; got `soon`\n"
+            "etcd /service/demo/config: loop_wait: must not be negative, got `-1`\n"
+            "etcd /service/demo/config: synchronous_mode: expected true or false, got `maybe`\n"
+            "etcd /service/demo/config: postgresql.parameters.a: expected a single value (text), "
+            "got a list\n"
+            "etcd /service/demo/config: postgresql.use_slots: expected true or false, got `3`");
+}
+
+TEST(DynamicConfigJson, RangeRulesAreTheYamlOnes) {
+  Result<LoadedDynamicConfig> r =
+      DynamicConfigFromJson(R"({"ttl": 1, "loop_wait": 0.01})", kSource);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message,
+            "etcd /service/demo/config: ttl: must be between 2s and 1h (etcd grants no lease "
+            "shorter than 2s with its default timing), got 1s\n"
+            "etcd /service/demo/config: loop_wait: must be at least 100ms, got 10ms");
+}
+
+TEST(DynamicConfigJson, NotJsonOrNotAnObjectIsCorrupt) {
+  Result<LoadedDynamicConfig> r = DynamicConfigFromJson("{\"ttl\": ", kSource);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
+  EXPECT_THAT(r.error().message, ::testing::StartsWith("etcd /service/demo/config: invalid JSON"));
+  r = DynamicConfigFromJson("[1, 2]", kSource);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(r.error().message, "etcd /service/demo/config: expected a JSON object, got a list");
+}
+
+TEST(ValidateDynamicConfig, DefaultsAreValid) {
+  EXPECT_THAT(ValidateDynamicConfig(DynamicConfig{}), ::testing::IsEmpty());
+}
+
+TEST(ValidateDynamicConfig, LoopWaitAndRetryTimeoutFitInTtl) {
+  DynamicConfig c;
+  c.ttl = seconds(3);
+  c.loop_wait = seconds(4);
+  c.retry_timeout = seconds(3);  // equal is fine
+  EXPECT_THAT(ValidateDynamicConfig(c),
+              ElementsAre(ConfigProblem{"loop_wait", "must not be longer than ttl (3s), got 4s"}));
+}
+
+TEST(ResolveHaTiming, AppliesLocalKeepaliveSettingsToDynamicTtl) {
+  DynamicConfig d;
+  d.ttl = seconds(3);
+  PgwardenSettings p;
+  Result<HaTiming> t = ResolveHaTiming(d, p);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->keepalive_interval, milliseconds(750));
+  p.keepalive_interval = milliseconds(1200);
+  t = ResolveHaTiming(d, p);
+  ASSERT_FALSE(t.has_value());
+  EXPECT_EQ(t.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(t.error().message, HasSubstr("ttl 3s is too short for the keep-alive cadence"));
+}
+
+}  // namespace
+}  // namespace pgwarden::config
