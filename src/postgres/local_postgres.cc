@@ -307,6 +307,7 @@ Result<void> LocalPostgres::InitDb(const InitDbOptions& init) {
     }
     args.push_back("--pwfile=" + pwfile);
   }
+  if (!options_.sync_to_disk) args.push_back("--no-sync");
   for (const auto& a : init.extra_args) args.push_back(a);
 
   auto r = RunProgram("initdb", std::move(args), options_.initdb_timeout, /*checked=*/true);

@@ -34,6 +34,9 @@ struct LocalPostgresOptions {
   Credentials superuser{"postgres", ""};
   Credentials replication{"replicator", ""};
   std::string local_auth_method = "scram-sha-256";  // pg_hba line for the superuser
+  // false only for throw-away test clusters: initdb, pg_basebackup and pg_rewind run with
+  // --no-sync (deleting freshly fsynced data directories is slow on some disks).
+  bool sync_to_disk = true;
   Duration connect_timeout = std::chrono::seconds(2);
   Duration status_timeout = std::chrono::seconds(3);    // one Status() call, all queries
   Duration sql_timeout = std::chrono::seconds(10);      // slot operations, promote checks

@@ -69,10 +69,11 @@ Result<void> LocalPostgres::BaseBackup(const std::string& source_conninfo, Durat
   if (!split->password.empty()) env["PGPASSWORD"] = split->password;
   // --checkpoint=fast: the default spread checkpoint makes the clone wait for up to
   // checkpoint_timeout * checkpoint_completion_target.
-  auto r = RunProgram("pg_basebackup",
-                      {"-D", options_.data_dir, "-X", "stream", "--checkpoint=fast",
-                       "--no-password", "-d", split->conninfo},
-                      timeout, /*checked=*/false, env);
+  std::vector<std::string> args = {"-D",     options_.data_dir,   "-X",
+                                   "stream", "--checkpoint=fast", "--no-password",
+                                   "-d",     split->conninfo};
+  if (!options_.sync_to_disk) args.push_back("--no-sync");
+  auto r = RunProgram("pg_basebackup", std::move(args), timeout, /*checked=*/false, env);
   std::string what = "pg_basebackup from " + split->conninfo + " into " + options_.data_dir;
   if (!r) {
     CleanFailedDataDir(created);
@@ -170,10 +171,11 @@ Result<RewindResult> LocalPostgres::Rewind(const std::string& source_conninfo, D
   }
   std::map<std::string, std::string> env;
   if (!split->password.empty()) env["PGPASSWORD"] = split->password;
-  auto r = RunProgram("pg_rewind",
-                      {"--target-pgdata=" + options_.data_dir, "--source-server=" + split->conninfo,
-                       "--no-ensure-shutdown"},
-                      Remaining(deadline), /*checked=*/false, env);
+  // --no-ensure-shutdown: crash recovery was done above, with the signal files set aside.
+  std::vector<std::string> args = {"--target-pgdata=" + options_.data_dir,
+                                   "--source-server=" + split->conninfo, "--no-ensure-shutdown"};
+  if (!options_.sync_to_disk) args.push_back("--no-sync");
+  auto r = RunProgram("pg_rewind", std::move(args), Remaining(deadline), /*checked=*/false, env);
   for (const auto& [name, text] : saved) {
     if (auto w = WriteFileAtomically(DataPath(name), text, 0600, owner->uid, owner->gid); !w) {
       return Fail(w.error());
