@@ -602,6 +602,14 @@ Result<bool> LocalPostgres::WriteHba(const std::vector<HbaEntry>& entries) {
                       e.type + " " + e.database + " " + e.user);
     }
   }
+  const std::string& own = options_.local_auth_method;
+  if (options_.superuser.password.empty() &&
+      (own == "scram-sha-256" || own == "md5" || own == "password")) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "pg_hba: local_auth_method " + own +
+                    " needs a superuser password, and none is "
+                    "configured: pgwarden could not connect to its own server");
+  }
   auto owner = FileOwner();
   if (!owner) return Fail(owner.error());
   std::string path = DataPath("pg_hba.conf");

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "postgres/config_files.h"
+#include "postgres/conninfo.h"
 #include "postgres/libpq_connection.h"
 #include "support/pg_test_node.h"
 #include "support/ports.h"
@@ -138,6 +139,53 @@ TEST(PostgresIntegration, ConfigReloadRestartAndStopEscalation) {
   EXPECT_EQ(after->server_version_num / 10000, 15);
   EXPECT_FALSE(after->in_recovery);
   EXPECT_EQ(after->timeline, Timeline(1));
+
+  // SQL: errors carry the server's message; a statement past its timeout is cancelled.
+  auto syntax = pg.ExecuteSql("SELEC 1", {}, seconds(5));
+  ASSERT_FALSE(syntax);
+  EXPECT_EQ(syntax.error().code, ErrorCode::kFailed);
+  EXPECT_THAT(syntax.error().message, HasSubstr("syntax error"));
+  EXPECT_THAT(syntax.error().message, HasSubstr("42601"));
+  Result<SqlResult> slow;
+  auto slow_took =
+      Elapsed([&] { slow = pg.ExecuteSql("SELECT pg_sleep(10)", {}, milliseconds(500)); });
+  ASSERT_FALSE(slow);
+  EXPECT_EQ(slow.error().code, ErrorCode::kTimeout) << slow.error().ToString();
+  EXPECT_LT(slow_took, seconds(3));
+  auto param = pg.ExecuteSql("SELECT $1::text || '!' AS v", {std::string("it's")}, seconds(5));
+  ASSERT_OK(param);
+  EXPECT_EQ(param->rows[0][0], std::optional<std::string>("it's!"));
+
+  // Roles with awkward names and passwords are quoted by libpq; the password works.
+  const std::string role = "we\"ird 'role";
+  const std::string password = "pa'ss \\ \"word";
+  ASSERT_OK(pg.EnsureRole({role, password, false, true, true}, seconds(5)));
+  ASSERT_OK(pg.EnsureRole({role, password, false, true, true}, seconds(5)));  // idempotent
+  EXPECT_EQ(node.SqlValue("SELECT rolreplication::text FROM pg_roles WHERE rolname = '" +
+                          std::string("we\"ird ''role") + "'")
+                .value_or(""),
+            "true");
+  auto as_role = PgConnection::Connect(
+      BuildSourceConninfo({"127.0.0.1", node.port(), role, password, "", "postgres", 5}),
+      std::chrono::steady_clock::now() + seconds(5));
+  EXPECT_TRUE(as_role) << as_role.error().ToString();
+
+  // A frozen postmaster: Status() gives up at its connect deadline instead of hanging.
+  {
+    LocalPostgresOptions quick = node.options();
+    quick.connect_timeout = milliseconds(500);
+    quick.status_timeout = seconds(1);
+    LocalPostgres frozen_view(quick);
+    auto pid = std::stoi(ReadFileToString(data + "/postmaster.pid").value_or("0"));
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+    Result<PgStatus> frozen;
+    auto frozen_took = Elapsed([&] { frozen = frozen_view.Status(); });
+    ::kill(pid, SIGCONT);
+    ASSERT_FALSE(frozen);
+    EXPECT_EQ(frozen.error().code, ErrorCode::kTimeout) << frozen.error().ToString();
+    EXPECT_LT(frozen_took, milliseconds(1500));
+  }
 
   // Start on a running server: nothing to do.
   ASSERT_OK(pg.Start(seconds(5)));

@@ -301,6 +301,10 @@ TEST(LocalPostgresArgs, RejectsBadSlotNamesAndParameters) {
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(pg.ConfigureStandby({"host=x", "Bad", "latest"}).error().code,
             ErrorCode::kInvalidArgument);
+  auto hba = pg.WriteHba({});
+  ASSERT_FALSE(hba);
+  EXPECT_EQ(hba.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(hba.error().message.find("password"), std::string::npos);
   EXPECT_FALSE(pg.IsRunning());
   auto status = pg.Status();
   ASSERT_FALSE(status);
