@@ -428,16 +428,18 @@ Result<void> LocalPostgres::Promote(Duration timeout) {
     }
     return *rows->rows[0][0] == "t";
   };
-  auto before = in_recovery();
-  if (!before) return Fail(before.error().code, "cannot promote: " + before.error().message);
-  if (!*before) return Ok();  // already a primary
-
+  // No SQL check first: a standby with hot_standby=off takes no connections. pg_ctl reads
+  // pg_control and says so when the server is not a standby.
   Duration left = Remaining(deadline);
   auto r = RunProgram(
       "pg_ctl", {"promote", "-D", options_.data_dir, "-w", "-t", std::to_string(CeilSeconds(left))},
       left + std::chrono::seconds(5), /*checked=*/false);
   if (!r) return Fail(r.error().code, "pg_ctl promote: " + r.error().message);
   if (r->exit_code != 0) {
+    if (r->output.find("not in standby mode") != std::string::npos) {
+      auto primary = in_recovery();
+      if (primary && !*primary) return Ok();  // already a primary
+    }
     bool slow = r->output.find("did not promote in time") != std::string::npos;
     return Fail(slow ? ErrorCode::kTimeout : ErrorCode::kFailed,
                 "pg_ctl promote -D " + options_.data_dir + " exited with " +

@@ -380,8 +380,23 @@ TEST(PostgresIntegration, CloneStreamPromoteRewindFollow) {
     EXPECT_EQ(Count(*node, "phase = 'after-follow'"), 1);
     EXPECT_EQ(Count(*node, "phase = 'lost-on-old-primary'"), 0);
   }
+  // A standby without hot_standby takes no connections: Status() says it runs but does not
+  // accept them (not "unavailable").
+  auto no_hot = pgwarden::testing::PgFastTestParameters();
+  no_hot["hot_standby"] = "off";
+  auto cold = n1.pg().WriteManagedConfig(no_hot);
+  ASSERT_OK(cold);
+  EXPECT_TRUE(cold->restart_needed);
+  ASSERT_OK(n1.pg().Restart(StopMode::kFast, seconds(30)));
+  auto cold_status = n1.pg().Status();
+  ASSERT_OK(cold_status);
+  EXPECT_TRUE(cold_status->running);
+  EXPECT_FALSE(cold_status->accepting_connections);
+  EXPECT_THAT(cold_status->not_accepting_reason, HasSubstr("not accepting connections"));
+
   // A second rewind of a cleanly stopped follower: nothing to do.
   ASSERT_OK(n1.pg().Stop(StopMode::kFast, seconds(30)));
+  EXPECT_EQ(n1.pg().ReadControlData()->cluster_state, "shut down in recovery");
   auto again = n1.pg().Rewind(n2.SuperuserConninfo(), seconds(60));
   ASSERT_OK(again);
   EXPECT_EQ(again->outcome, RewindResult::Outcome::kNotNeeded) << again->detail;
