@@ -120,6 +120,12 @@ Decision Turn::Run() {
   if (!DataDirectory() && !OperationInFlight()) {
     if (i_hold_) {
       LeaderTurn();
+    } else if (view_->leader && view_->leader->holder == cfg_.name) {
+      // Our name on another lease: a previous incarnation of this agent (crashed and
+      // restarted). Our PostgreSQL is not accepting writes (FenceFirst), so the key is stale:
+      // remove it (compare-and-delete on our name) and let an election run.
+      Act(ReleaseLeader{});
+      Why("removing the leader key left by our previous incarnation");
     } else if (view_->leader) {
       FollowerTurn();
     } else {
@@ -248,6 +254,10 @@ bool Turn::DataDirectory() {
         return true;
       }
       if (init_open && !view_->leader) {
+        if (cfg_.tags.nofailover || cfg_.tags.failover_priority <= 0) {
+          Why("no cluster yet; tagged nofailover: waiting for another member to bootstrap it");
+          return true;
+        }
         if (!lease_ok_) {
           Why("no confirmed lease: cannot race for the bootstrap");
           return true;

@@ -230,6 +230,13 @@ TEST_F(DecideTest, LeaderKeyWithAnotherLeaseOfOursIsNotOurs) {
   EXPECT_EQ(Names(Run()), (V{"StopPostgres(immediate)"}));
 }
 
+TEST_F(DecideTest, RestartedAgentRemovesTheLeaderKeyOfItsPreviousIncarnation) {
+  SelfLeader();
+  obs_.pg.state = ProcessState::kStopped;  // crashed with the agent; nothing accepts writes
+  LeaderIs(kN1, 12345);
+  EXPECT_EQ(Names(Run()), (V{"ReleaseLeader"}));
+}
+
 // --- Elections --------------------------------------------------------------------------------
 
 TEST_F(DecideTest, ReplicaProbesPeersWhenLeaderKeyVanishes) {
@@ -360,6 +367,13 @@ TEST_F(DecideTest, EmptyMemberRacesToBootstrapANewCluster) {
   obs_.pg = LocalPostgres{};
   Decision d = Run();
   EXPECT_EQ(Names(d), (V{"ClaimBootstrap", "InitDb"}));
+}
+
+TEST_F(DecideTest, NofailoverMemberDoesNotBootstrap) {
+  obs_.cluster = ClusterView{};
+  obs_.pg = LocalPostgres{};
+  config_.tags.nofailover = true;
+  EXPECT_TRUE(Names(Run()).empty());
 }
 
 TEST_F(DecideTest, BootstrapLoserWaitsForTheWinner) {
