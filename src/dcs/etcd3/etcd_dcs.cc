@@ -1,6 +1,7 @@
 #include "dcs/etcd3/etcd_dcs.h"
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 #include "dcs/etcd3/etcd_json.h"
@@ -58,40 +59,50 @@ Result<std::string> EtcdDcs::Call(const char* what, const char* target, const st
   const SteadyTime deadline = SteadyClock::now() + options_.request_timeout;
   const std::size_t n = endpoints_.size();
   std::optional<Error> last;
-  for (std::size_t attempt = 0; attempt < n; ++attempt) {
-    const SteadyTime now = SteadyClock::now();
-    if (now >= deadline) break;
-    // A retryable request leaves half of its time to the other endpoints, so one frozen
-    // member cannot eat the whole deadline.
-    SteadyTime attempt_deadline = deadline;
-    if (retry == Retry::kSafe && attempt + 1 < n) attempt_deadline = now + (deadline - now) / 2;
+  // Rounds over the endpoints. A new round starts only while some member answered that the
+  // cluster cannot serve right now (an election: "no leader", "leader changed"), which
+  // usually passes within the deadline; refused connections end the call at once.
+  for (int round = 0; round < 50; ++round) {
+    bool cluster_busy = false;
+    for (std::size_t attempt = 0; attempt < n; ++attempt) {
+      const SteadyTime now = SteadyClock::now();
+      if (now >= deadline) break;
+      // A retryable request leaves half of its time to the other endpoints, so one frozen
+      // member cannot eat the whole deadline.
+      SteadyTime attempt_deadline = deadline;
+      if (retry == Retry::kSafe && attempt + 1 < n) attempt_deadline = now + (deadline - now) / 2;
 
-    HttpConnection& conn = *connections_[current_];
-    const std::string where = std::string(what) + " via " + conn.endpoint().ToString();
-    bool sent = false;
-    auto answer = conn.Post(target, body, attempt_deadline, &sent);
-    if (answer && answer->status == 200) return std::move(answer->body);
+      HttpConnection& conn = *connections_[current_];
+      const std::string where = std::string(what) + " via " + conn.endpoint().ToString();
+      bool sent = false;
+      auto answer = conn.Post(target, body, attempt_deadline, &sent);
+      if (answer && answer->status == 200) return std::move(answer->body);
 
-    if (answer) {
-      Error error = etcd3::ErrorFromStatus(answer->status, answer->body, where);
-      const bool elsewhere = error.code == ErrorCode::kUnavailable &&
-                             (retry == Retry::kSafe || etcd3::ErrorMeansNotApplied(answer->body));
-      if (!elsewhere) return Fail(std::move(error));
-      last = std::move(error);
-    } else {
-      conn.Close();
-      last = answer.error();
-      last->message = std::string(what) + ": " + last->message;
-      if (sent && retry == Retry::kOnlyIfNotSent) {
-        current_ = (current_ + 1) % n;
-        if (last->code != ErrorCode::kTimeout) {
-          last->code = ErrorCode::kUnavailable;
-          last->message += " (the write may have been applied)";
+      if (answer) {
+        Error error = etcd3::ErrorFromStatus(answer->status, answer->body, where);
+        const bool elsewhere = error.code == ErrorCode::kUnavailable &&
+                               (retry == Retry::kSafe || etcd3::ErrorMeansNotApplied(answer->body));
+        if (!elsewhere) return Fail(std::move(error));
+        cluster_busy = true;
+        last = std::move(error);
+      } else {
+        conn.Close();
+        last = answer.error();
+        last->message = std::string(what) + ": " + last->message;
+        if (sent && retry == Retry::kOnlyIfNotSent) {
+          current_ = (current_ + 1) % n;
+          if (last->code != ErrorCode::kTimeout) {
+            last->code = ErrorCode::kUnavailable;
+            last->message += " (the write may have been applied)";
+          }
+          return Fail(std::move(*last));
         }
-        return Fail(std::move(*last));
       }
+      current_ = (current_ + 1) % n;
     }
-    current_ = (current_ + 1) % n;
+    const SteadyTime now = SteadyClock::now();
+    if (!cluster_busy || now >= deadline) break;
+    std::this_thread::sleep_for(std::min<Duration>(std::chrono::milliseconds(100), deadline - now));
   }
   if (!last) return Fail(ErrorCode::kTimeout, std::string(what) + ": deadline passed");
   if (SteadyClock::now() >= deadline && last->code != ErrorCode::kUnavailable) {
