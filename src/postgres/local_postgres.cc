@@ -127,9 +127,16 @@ std::string LocalPostgres::LogFile() const {
 }
 
 std::string LocalPostgres::LogTail(int lines) const {
-  auto text = ReadFileToString(LogFile());
-  if (!text) return "(no server log at " + LogFile() + ")";
-  return LastLines(*text, lines);
+  // Only the end of the file: a server log can be large.
+  std::ifstream in(LogFile(), std::ios::binary | std::ios::ate);
+  if (!in) return "(no server log at " + LogFile() + ")";
+  std::streamoff size = in.tellg();
+  std::streamoff start = std::max<std::streamoff>(0, size - 16384);
+  in.seekg(start);
+  std::string text(static_cast<size_t>(size - start), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return LastLines(text, lines);
 }
 
 Result<LocalPostgres::Owner> LocalPostgres::FileOwner() {

@@ -83,6 +83,10 @@ TEST(PostgresIntegration, BaseBackupFromUnreachableSourceFailsAndCleansUp) {
   EXPECT_THAT(r.error().message, HasSubstr("pg_basebackup"));
   EXPECT_THAT(r.error().message, ::testing::Not(HasSubstr("x y"))) << "password leaked";
   EXPECT_FALSE(std::filesystem::exists(node.options().data_dir)) << "half-made data dir kept";
+  auto start = node.pg().Start(seconds(5));
+  ASSERT_FALSE(start);
+  EXPECT_EQ(start.error().code, ErrorCode::kFailed);
+  EXPECT_THAT(start.error().message, HasSubstr("no PostgreSQL cluster"));
 }
 
 // Configuration writes, reload vs restart, stop escalation, status of a stopped server.
@@ -236,6 +240,17 @@ TEST(PostgresIntegration, ConfigReloadRestartAndStopEscalation) {
   ASSERT_OK(clean);
   EXPECT_FALSE(clean->escalated_to_immediate);
   EXPECT_EQ(pg.ReadControlData()->cluster_state, "shut down");
+
+  // A start that fails says why, with the server log's last lines.
+  auto broken = pgwarden::testing::PgFastTestParameters();
+  broken["shared_buffers"] = "lots";
+  ASSERT_OK(pg.WriteManagedConfig(broken));
+  auto failed_start = pg.Start(seconds(20));
+  ASSERT_FALSE(failed_start);
+  EXPECT_EQ(failed_start.error().code, ErrorCode::kFailed) << failed_start.error().ToString();
+  EXPECT_THAT(failed_start.error().message, HasSubstr("pg_ctl start"));
+  EXPECT_THAT(failed_start.error().message, HasSubstr("shared_buffers"));
+  EXPECT_FALSE(pg.IsRunning());
 }
 
 // The whole life of a replica: clone, stream, promote, crash the old primary, rewind it,
