@@ -124,23 +124,27 @@ std::vector<ConfigProblem> ValidateDynamicConfig(const DynamicConfig& c) {
                                    FormatDuration(HaTiming::kMinTtl) +
                                    " with its default timing), got " + FormatDuration(c.ttl)});
   }
+  bool timing_ok = c.ttl >= HaTiming::kMinTtl && c.ttl <= HaTiming::kMaxTtl;
   if (c.loop_wait < HaTiming::kMinLoopWait) {
     problems.push_back({"loop_wait", "must be at least " + FormatDuration(HaTiming::kMinLoopWait) +
                                          ", got " + FormatDuration(c.loop_wait)});
-  } else if (c.loop_wait > c.ttl) {
-    problems.push_back({"loop_wait", "must not be longer than ttl (" + FormatDuration(c.ttl) +
-                                         "), got " + FormatDuration(c.loop_wait)});
+    timing_ok = false;
   }
   if (c.retry_timeout < HaTiming::kMinRetryTimeout) {
     problems.push_back({"retry_timeout", "must be at least " +
                                              FormatDuration(HaTiming::kMinRetryTimeout) + ", got " +
                                              FormatDuration(c.retry_timeout)});
-  } else if (c.retry_timeout > c.ttl) {
-    problems.push_back(
-        {"retry_timeout", "must not be longer than ttl (" + FormatDuration(c.ttl) +
-                              "): an operation retried for longer than a lease lives acts on "
-                              "stale facts; got " +
-                              FormatDuration(c.retry_timeout)});
+    timing_ok = false;
+  }
+  if (timing_ok) {
+    HaTiming t = HaTiming::Resolve(c.ttl, c.loop_wait, c.retry_timeout, std::nullopt, std::nullopt);
+    if (std::optional<std::string> bad = t.CheckLoopRule()) {
+      // Point at a key the user changed: that is where the file (or the etcd value) says it.
+      const char* path = c.loop_wait != HaTiming::kDefaultLoopWait           ? "loop_wait"
+                         : c.retry_timeout != HaTiming::kDefaultRetryTimeout ? "retry_timeout"
+                                                                             : "ttl";
+      problems.push_back({path, *bad});
+    }
   }
   if (c.synchronous_node_count < 1) {
     problems.push_back({"synchronous_node_count",

@@ -40,4 +40,17 @@ std::optional<std::string> HaTiming::CheckKeepaliveRule() const {
   return message;
 }
 
+std::optional<std::string> HaTiming::CheckLoopRule() const {
+  const milliseconds ttl_ms = std::chrono::duration_cast<milliseconds>(ttl);
+  const milliseconds needed = loop_wait + retry_timeout + kFenceMargin;
+  if (needed <= ttl_ms) return std::nullopt;
+  const int64_t min_ttl_s = (needed.count() + 999) / 1000;
+  return "loop_wait (" + FormatDuration(loop_wait) + ") + retry_timeout (" +
+         FormatDuration(retry_timeout) + ") + fence margin (" + FormatDuration(kFenceMargin) +
+         ") = " + FormatDuration(needed) + " must not exceed ttl (" + FormatDuration(ttl_ms) +
+         "): a leader must finish one HA loop turn and one etcd request before it has to fence "
+         "itself; lower loop_wait or retry_timeout, or raise ttl to at least " +
+         std::to_string(min_ttl_s) + "s";
+}
+
 }  // namespace pgwarden::config

@@ -21,10 +21,13 @@
 // (FenceAfter()). For one lost keep-alive not to cause a demotion, the keep-alive sent at
 // `s + K` may fail, and the one sent at `s + 2K` must still be answered (within its timeout D)
 // before that deadline: 2K + D <= ttl - kFenceMargin.
-// Patroni's rule (loop_wait + 2 * retry_timeout <= ttl) does not apply: pgwarden does not renew
-// the lease from the HA loop, so a slow loop turn cannot let the lease lapse. The HA loop's own
-// limits are milder: loop_wait <= ttl and retry_timeout <= ttl (an operation that retries for
-// longer than a lease lives acts on facts that may no longer hold).
+// The loop rule (enforced; the decision core's own rule, core::HaConfig::Check()):
+//     loop_wait + retry_timeout + kFenceMargin <= ttl
+// Why: the lease is renewed outside the HA loop, but the leader must still get one decision turn
+// (loop_wait) plus one etcd request or peer probe (retry_timeout) done before it would have to
+// fence itself; otherwise it learns it lost the key only after the fact.
+// Patroni's rule (loop_wait + 2 * retry_timeout <= ttl) counts two DCS round trips per turn
+// because Patroni renews the leader key from its loop; pgwarden's loop renews nothing.
 #pragma once
 
 #include <chrono>
@@ -36,7 +39,7 @@ namespace pgwarden::config {
 struct HaTiming {
   // Defaults (bootstrap.dcs / the etcd `config` key).
   static constexpr std::chrono::seconds kDefaultTtl{2};
-  static constexpr std::chrono::milliseconds kDefaultLoopWait{1000};
+  static constexpr std::chrono::milliseconds kDefaultLoopWait{500};
   static constexpr std::chrono::milliseconds kDefaultRetryTimeout{1000};
   // keepalive_interval defaults to ttl / kKeepalivesPerTtl (500 ms for the default ttl), and
   // keepalive_timeout to keepalive_interval; both then satisfy the rule for every ttl >= 2 s.
@@ -79,6 +82,8 @@ struct HaTiming {
   // nullopt when `2 * keepalive_interval + keepalive_timeout + kFenceMargin <= ttl` holds;
   // otherwise a sentence that says which numbers break it and what would fit.
   std::optional<std::string> CheckKeepaliveRule() const;
+  // nullopt when `loop_wait + retry_timeout + kFenceMargin <= ttl` holds; else why not.
+  std::optional<std::string> CheckLoopRule() const;
 
   friend bool operator==(const HaTiming&, const HaTiming&) = default;
 };

@@ -344,15 +344,21 @@ TEST(ConfigErrors, MissingRequiredKeys) {
 }
 
 TEST(ConfigErrors, ValuesOutOfRange) {
-  EXPECT_THAT(Errors(With("bootstrap:\n  dcs:\n    ttl: 1\n    retry_timeout: 5\n"
-                          "    synchronous_node_count: 0\n")),
+  EXPECT_THAT(Errors(With("bootstrap:\n  dcs:\n    ttl: 1\n    synchronous_node_count: 0\n")),
               ElementsAre("node.yml:12:5: bootstrap.dcs.ttl: must be between 2s and 1h (etcd "
                           "grants no lease shorter than 2s with its default timing), got 1s",
-                          "node.yml:13:5: bootstrap.dcs.retry_timeout: must not be longer than "
-                          "ttl (1s): an operation retried for longer than a lease lives acts on "
-                          "stale facts; got 5s",
-                          "node.yml:14:29: bootstrap.dcs.synchronous_node_count: must be between "
+                          "node.yml:13:29: bootstrap.dcs.synchronous_node_count: must be between "
                           "1 and 1000, got 0"));
+  // Patroni's loop_wait/retry_timeout without Patroni's ttl: the loop rule names what fits.
+  EXPECT_THAT(Errors(With("bootstrap:\n  dcs:\n    loop_wait: 10\n    retry_timeout: 10\n")),
+              ElementsAre("node.yml:12:5: bootstrap.dcs.loop_wait: loop_wait (10s) + "
+                          "retry_timeout (10s) + fence margin (500ms) = 20500ms must not exceed "
+                          "ttl (2s): a leader must finish one HA loop turn and one etcd request "
+                          "before it has to fence itself; lower loop_wait or retry_timeout, or "
+                          "raise ttl to at least 21s"));
+  EXPECT_THAT(Errors(With("bootstrap:\n  dcs:\n    ttl: 3\n    retry_timeout: 3s\n")),
+              ElementsAre(HasSubstr("node.yml:13:5: bootstrap.dcs.retry_timeout: loop_wait "
+                                    "(500ms) + retry_timeout (3s)")));
   EXPECT_THAT(Errors(With("log:\n  file_num: 0\n")),
               ElementsAre("node.yml:11:13: log.file_num: must be between 1 and 1000, got 0"));
   EXPECT_THAT(Errors(With("pgwarden:\n  keepalive_interval: 10ms\n")),

@@ -113,13 +113,20 @@ TEST(ValidateDynamicConfig, DefaultsAreValid) {
   EXPECT_THAT(ValidateDynamicConfig(DynamicConfig{}), ::testing::IsEmpty());
 }
 
-TEST(ValidateDynamicConfig, LoopWaitAndRetryTimeoutFitInTtl) {
+TEST(ValidateDynamicConfig, LoopTurnAndOneRequestFitBeforeTheFence) {
   DynamicConfig c;
   c.ttl = seconds(3);
-  c.loop_wait = seconds(4);
-  c.retry_timeout = seconds(3);  // equal is fine
+  c.loop_wait = seconds(1);
+  c.retry_timeout = milliseconds(1500);  // 1s + 1.5s + 0.5s = 3s: just fits
+  EXPECT_THAT(ValidateDynamicConfig(c), ::testing::IsEmpty());
+  c.retry_timeout = milliseconds(1501);
   EXPECT_THAT(ValidateDynamicConfig(c),
-              ElementsAre(ConfigProblem{"loop_wait", "must not be longer than ttl (3s), got 4s"}));
+              ElementsAre(ConfigProblem{
+                  "loop_wait",
+                  "loop_wait (1s) + retry_timeout (1501ms) + fence margin (500ms) = 3001ms must "
+                  "not exceed ttl (3s): a leader must finish one HA loop turn and one etcd "
+                  "request before it has to fence itself; lower loop_wait or retry_timeout, or "
+                  "raise ttl to at least 4s"}));
 }
 
 TEST(ResolveHaTiming, AppliesLocalKeepaliveSettingsToDynamicTtl) {

@@ -82,6 +82,7 @@ TEST(HaTiming, DerivedKeepaliveSatisfiesTheRuleForEveryValidTtl) {
     HaTiming t = HaTiming::Resolve(std::chrono::seconds(s), HaTiming::kDefaultLoopWait,
                                    HaTiming::kDefaultRetryTimeout, std::nullopt, std::nullopt);
     ASSERT_EQ(t.CheckKeepaliveRule(), std::nullopt) << "ttl " << s;
+    ASSERT_EQ(t.CheckLoopRule(), std::nullopt) << "ttl " << s;
   }
 }
 
@@ -92,8 +93,19 @@ TEST(HaTiming, DefaultsMeetTheFailoverTarget) {
   EXPECT_EQ(t.keepalive_timeout, milliseconds(500));
   EXPECT_EQ(t.FenceAfter(), milliseconds(1500));
   EXPECT_EQ(t.CheckKeepaliveRule(), std::nullopt);
+  EXPECT_EQ(t.CheckLoopRule(), std::nullopt);
+  EXPECT_EQ(t.loop_wait + t.retry_timeout + HaTiming::kFenceMargin, t.ttl);
   // Worst-case host-crash failover ~ ttl + detection/election/promotion (~0.5 s): <= 3 s.
   EXPECT_LE(t.ttl + milliseconds(500), milliseconds(3000));
+}
+
+TEST(HaTiming, LoopRuleNamesTheNumbers) {
+  HaTiming t = HaTiming::Resolve(std::chrono::seconds(2), milliseconds(1000), milliseconds(1000),
+                                 std::nullopt, std::nullopt);
+  EXPECT_EQ(t.CheckLoopRule(),
+            "loop_wait (1s) + retry_timeout (1s) + fence margin (500ms) = 2500ms must not exceed "
+            "ttl (2s): a leader must finish one HA loop turn and one etcd request before it has "
+            "to fence itself; lower loop_wait or retry_timeout, or raise ttl to at least 3s");
 }
 
 TEST(HaTiming, RuleNamesTheNumbersAndWhatWouldFit) {
