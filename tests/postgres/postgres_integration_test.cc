@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/process.h"
 #include "postgres/config_files.h"
 #include "postgres/conninfo.h"
 #include "postgres/libpq_connection.h"
@@ -191,6 +193,23 @@ TEST(PostgresIntegration, ConfigReloadRestartAndStopEscalation) {
     EXPECT_LT(frozen_took, milliseconds(1500));
   }
 
+  // pg_rewind against a server of another cluster cannot work: re-clone.
+  {
+    PgTestNode other(dir.path(), "other");
+    ASSERT_OK(other.pg().InitDb({}));
+    auto impossible = other.pg().Rewind(node.SuperuserConninfo(), seconds(30));
+    ASSERT_OK(impossible);
+    EXPECT_EQ(impossible->outcome, RewindResult::Outcome::kImpossible);
+    EXPECT_THAT(impossible->detail, HasSubstr("different systems"));
+    // And a source that is not there: unavailable, not impossible.
+    auto nowhere = other.pg().Rewind(
+        "host=127.0.0.1 port=" + std::to_string(pgwarden::testing::FreeLoopbackPort()) +
+            " user=postgres dbname=postgres connect_timeout=2",
+        seconds(10));
+    ASSERT_FALSE(nowhere);
+    EXPECT_EQ(nowhere.error().code, ErrorCode::kUnavailable) << nowhere.error().ToString();
+  }
+
   // Start on a running server: nothing to do.
   ASSERT_OK(pg.Start(seconds(5)));
 
@@ -279,6 +298,11 @@ TEST(PostgresIntegration, CloneStreamPromoteRewindFollow) {
   auto clone_took =
       Elapsed([&] { ASSERT_OK(n2.pg().BaseBackup(n1.ReplicationConninfo("n2"), seconds(60))); });
   EXPECT_LT(clone_took, seconds(20)) << "pg_basebackup must use a fast checkpoint";
+  if (RunningAsRoot()) {
+    struct stat st {};
+    ASSERT_EQ(::stat(n2.options().data_dir.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, LookupOsUser("postgres")->uid) << "clone must belong to postgres";
+  }
   auto mode = std::filesystem::status(n2.options().data_dir).permissions();
   EXPECT_EQ(mode & std::filesystem::perms::all, std::filesystem::perms::owner_all);
   ASSERT_OK(n2.ApplyTestConfig());
