@@ -3,6 +3,7 @@
 
 #include <charconv>
 
+#include "config/sections.h"
 #include "config/units.h"
 
 namespace pgwarden::config {
@@ -20,6 +21,46 @@ std::optional<uint16_t> ParsePort(std::string_view text) {
 bool HasSpace(std::string_view s) { return s.find_first_of(" \t\r\n") != std::string_view::npos; }
 
 }  // namespace
+
+namespace internal {
+
+void ValidateScopeAndNamespace(const std::string& scope, const std::string& dcs_namespace,
+                               std::vector<ConfigProblem>* problems) {
+  if (scope.empty()) {
+    problems->push_back({"scope", "required key is missing: the cluster's name"});
+  } else if (scope.find('/') != std::string::npos || HasSpace(scope)) {
+    problems->push_back(
+        {"scope",
+         "must not contain `/` or blanks (it is part of etcd key names), got `" + scope + "`"});
+  }
+  if (dcs_namespace.empty() || dcs_namespace == "/" || HasSpace(dcs_namespace)) {
+    problems->push_back(
+        {"namespace", "must be a path such as `/service`, got `" + dcs_namespace + "`"});
+  }
+}
+
+void ValidateEtcd(const EtcdConfig& etcd, std::vector<ConfigProblem>* problems) {
+  if (etcd.hosts.empty()) {
+    problems->push_back({"etcd3.hosts",
+                         "required key is missing: at least one etcd host (etcd3.hosts or "
+                         "etcd3.host)"});
+  }
+  if (!etcd.username.empty() && etcd.password.empty()) {
+    problems->push_back({"etcd3.password", "required when etcd3.username is given"});
+  }
+  if (etcd.cert.empty() && !etcd.key.empty()) {
+    problems->push_back({"etcd3.cert", "required when etcd3.key is given"});
+  }
+}
+
+void ValidateLog(const LogConfig& log, std::vector<ConfigProblem>* problems) {
+  if (log.file_num < 1) problems->push_back({"log.file_num", "must be at least 1"});
+  if (log.file_size < 4096) {
+    problems->push_back({"log.file_size", "must be at least 4096 bytes"});
+  }
+}
+
+}  // namespace internal
 
 std::string HostPort::ToString() const {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
@@ -116,11 +157,8 @@ std::vector<ConfigProblem> Validate(const Config& c) {
           "must not contain `/` or blanks (it is part of etcd key names), got `" + value + "`");
     }
   };
-  check_name("scope", c.scope, "the cluster's name");
+  internal::ValidateScopeAndNamespace(c.scope, c.dcs_namespace, &problems);
   check_name("name", c.name, "this member's name, unique in the cluster");
-  if (c.dcs_namespace.empty() || c.dcs_namespace == "/" || HasSpace(c.dcs_namespace)) {
-    add("namespace", "must be a path such as `/service`, got `" + c.dcs_namespace + "`");
-  }
 
   // REST API.
   if (c.restapi.listen.port == 0) {
@@ -139,16 +177,7 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   }
 
   // etcd.
-  if (c.etcd.hosts.empty()) {
-    add("etcd3.hosts",
-        "required key is missing: at least one etcd host (etcd3.hosts or etcd3.host)");
-  }
-  if (!c.etcd.username.empty() && c.etcd.password.empty()) {
-    add("etcd3.password", "required when etcd3.username is given");
-  }
-  if (c.etcd.cert.empty() && !c.etcd.key.empty()) {
-    add("etcd3.cert", "required when etcd3.key is given");
-  }
+  internal::ValidateEtcd(c.etcd, &problems);
 
   // PostgreSQL.
   const PostgresqlConfig& pg = c.postgresql;
@@ -205,8 +234,7 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   }
 
   // Log.
-  if (c.log.file_num < 1) add("log.file_num", "must be at least 1");
-  if (c.log.file_size < 4096) add("log.file_size", "must be at least 4096 bytes");
+  internal::ValidateLog(c.log, &problems);
 
   // pgwarden and the timing rule.
   if (c.pgwarden.os_user.empty()) add("pgwarden.os_user", "must not be empty");

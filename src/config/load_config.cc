@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "config/reader.h"
+#include "config/sections.h"
 #include "config/units.h"
 
 namespace pgwarden::config {
@@ -222,7 +223,9 @@ void ReadEtcdHosts(MapReader& m, EtcdConfig* etcd, std::optional<EtcdProtocol>* 
   }
 }
 
-void ReadEtcd(MapReader& root, Config* c) {
+}  // namespace
+
+void ReadEtcdSection(MapReader& root, EtcdConfig* etcd) {
   const bool has_v3 = root.Has("etcd3");
   const bool has_v2 = root.Has("etcd");
   root.Known("etcd");
@@ -242,33 +245,35 @@ void ReadEtcd(MapReader& root, Config* c) {
                         "to `etcd3`");
   }
   std::optional<EtcdProtocol> scheme_seen;
-  ReadEtcdHosts(m, &c->etcd, &scheme_seen);
+  ReadEtcdHosts(m, etcd, &scheme_seen);
   if (const Node* n = m.Get("protocol")) {
     if (std::optional<std::string> t = MapReader::AsString(m.diag(), *n, m.PathOf("protocol"))) {
       if (*t == "http") {
-        c->etcd.protocol = EtcdProtocol::kHttp;
+        etcd->protocol = EtcdProtocol::kHttp;
       } else if (*t == "https") {
-        c->etcd.protocol = EtcdProtocol::kHttps;
+        etcd->protocol = EtcdProtocol::kHttps;
       } else {
         m.diag().Error(n->mark, m.PathOf("protocol"),
                        "expected `http` or `https`, got `" + *t + "`");
       }
-      if (scheme_seen && *scheme_seen != c->etcd.protocol) {
+      if (scheme_seen && *scheme_seen != etcd->protocol) {
         m.diag().Error(n->mark, m.PathOf("protocol"),
                        "contradicts the scheme written in the hosts");
       }
     }
   } else if (scheme_seen) {
-    c->etcd.protocol = *scheme_seen;
+    etcd->protocol = *scheme_seen;
   }
-  m.String("username", &c->etcd.username);
-  m.String("password", &c->etcd.password);
-  m.String("cacert", &c->etcd.cacert);
-  m.String("cert", &c->etcd.cert);
-  m.String("key", &c->etcd.key);
+  m.String("username", &etcd->username);
+  m.String("password", &etcd->password);
+  m.String("cacert", &etcd->cacert);
+  m.String("cert", &etcd->cert);
+  m.String("key", &etcd->key);
   for (std::string_view k : kUnimplementedEtcd) m.Unimplemented(k);
   m.Finish();
 }
+
+namespace {
 
 void ReadInitdb(MapReader& m, std::vector<InitdbOption>* out) {
   const Node* n = m.Get("initdb");
@@ -438,37 +443,41 @@ void ReadTags(MapReader& root, Config* c) {
   m.Finish();
 }
 
-void ReadLog(MapReader& root, Config* c) {
+}  // namespace
+
+void ReadLogSection(MapReader& root, LogConfig* log) {
   MapReader m = root.Child("log");
   if (const Node* n = m.Get("level")) {
     if (std::optional<std::string> t = MapReader::AsString(m.diag(), *n, m.PathOf("level"))) {
       std::string v;
       for (char ch : *t) v += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
       if (v == "TRACE") {
-        c->log.level = LogLevel::kTrace;
+        log->level = LogLevel::kTrace;
       } else if (v == "DEBUG") {
-        c->log.level = LogLevel::kDebug;
+        log->level = LogLevel::kDebug;
       } else if (v == "INFO") {
-        c->log.level = LogLevel::kInfo;
+        log->level = LogLevel::kInfo;
       } else if (v == "WARNING" || v == "WARN") {
-        c->log.level = LogLevel::kWarning;
+        log->level = LogLevel::kWarning;
       } else if (v == "ERROR") {
-        c->log.level = LogLevel::kError;
+        log->level = LogLevel::kError;
       } else if (v == "CRITICAL" || v == "FATAL") {
-        c->log.level = LogLevel::kCritical;
+        log->level = LogLevel::kCritical;
       } else {
         m.diag().Error(n->mark, m.PathOf("level"),
                        "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got `" + *t + "`");
       }
     }
   }
-  m.String("dir", &c->log.dir);
+  m.String("dir", &log->dir);
   int64_t file_num = 0;
-  if (m.Int("file_num", 1, 1000, &file_num)) c->log.file_num = static_cast<int>(file_num);
-  m.ByteSize("file_size", &c->log.file_size);
+  if (m.Int("file_num", 1, 1000, &file_num)) log->file_num = static_cast<int>(file_num);
+  m.ByteSize("file_size", &log->file_size);
   for (std::string_view k : kUnimplementedLog) m.Unimplemented(k);
   m.Finish();
 }
+
+namespace {
 
 void ReadPgwarden(MapReader& root, Config* c) {
   MapReader m = root.Child("pgwarden");
@@ -480,18 +489,14 @@ void ReadPgwarden(MapReader& root, Config* c) {
 
 void ReadConfig(MapReader& root, Config* c) {
   root.String("scope", &c->scope);
-  if (root.String("namespace", &c->dcs_namespace)) {
-    std::string& ns = c->dcs_namespace;
-    if (!ns.empty() && ns.front() != '/') ns.insert(ns.begin(), '/');
-    while (ns.size() > 1 && ns.back() == '/') ns.pop_back();
-  }
+  ReadNamespace(root, &c->dcs_namespace);
   root.String("name", &c->name);
   ReadRestapi(root, c);
-  ReadEtcd(root, c);
+  ReadEtcdSection(root, &c->etcd);
   ReadBootstrap(root, c);
   ReadPostgresql(root, c);
   ReadTags(root, c);
-  ReadLog(root, c);
+  ReadLogSection(root, &c->log);
   ReadPgwarden(root, c);
   for (std::string_view k : kUnimplementedTop) root.Unimplemented(k);
   root.Finish();
@@ -558,42 +563,10 @@ Outcome LoadText(std::string_view text, std::string_view source) {
 
 Outcome LoadFile(const std::string& path, ErrorCode* code) {
   Outcome out;
-  *code = ErrorCode::kInvalidArgument;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    int err = errno;
-    if (err == ENOENT) *code = ErrorCode::kNotFound;
-    out.errors.push_back(path + ": cannot read the config file: " + std::strerror(err));
-    return out;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    out.errors.push_back(path + ": cannot read the config file: it is a directory");
-    return out;
-  }
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    out.errors.push_back(path + ": cannot read the config file: " + std::strerror(errno));
-    return out;
-  }
   std::string text;
-  char buf[8192];
-  size_t n = 0;
-  bool too_big = false;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
-    text.append(buf, n);
-    if (text.size() > kMaxConfigBytes) {
-      too_big = true;
-      break;
-    }
-  }
-  bool read_error = std::ferror(f) != 0;
-  std::fclose(f);
-  if (read_error) {
-    out.errors.push_back(path + ": cannot read the config file: read error");
-    return out;
-  }
-  if (too_big) {
-    out.errors.push_back(path + ": the config file is larger than 1 MiB; is it the right file?");
+  std::string error;
+  if (!ReadConfigFileText(path, &text, &error, code)) {
+    out.errors.push_back(error);
     return out;
   }
   return LoadText(text, path);
@@ -614,6 +587,57 @@ Result<LoadedConfig> ToResult(Outcome out, ErrorCode code) {
 }
 
 }  // namespace
+
+void ReadNamespace(MapReader& root, std::string* ns) {
+  if (root.String("namespace", ns)) {
+    if (!ns->empty() && ns->front() != '/') ns->insert(ns->begin(), '/');
+    while (ns->size() > 1 && ns->back() == '/') ns->pop_back();
+  }
+}
+
+bool ReadConfigFileText(const std::string& path, std::string* text, std::string* error,
+                        ErrorCode* code) {
+  *code = ErrorCode::kInvalidArgument;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT) *code = ErrorCode::kNotFound;
+    *error = path + ": cannot read the config file: " + std::strerror(err);
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    *error = path + ": cannot read the config file: it is a directory";
+    return false;
+  }
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    *error = path + ": cannot read the config file: " + std::strerror(errno);
+    return false;
+  }
+  text->clear();
+  char buf[8192];
+  size_t n = 0;
+  bool too_big = false;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    text->append(buf, n);
+    if (text->size() > kMaxConfigBytes) {
+      too_big = true;
+      break;
+    }
+  }
+  bool read_error = std::ferror(f) != 0;
+  std::fclose(f);
+  if (read_error) {
+    *error = path + ": cannot read the config file: read error";
+    return false;
+  }
+  if (too_big) {
+    *error = path + ": the config file is larger than 1 MiB; is it the right file?";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace internal
 
 Result<LoadedConfig> LoadConfigString(std::string_view text, std::string_view source_name) {
