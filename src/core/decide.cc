@@ -639,13 +639,23 @@ void Turn::ElectionTurn() {
       Why("no leader; failover requested to " + req->candidate->str() + ": probing peers");
       return;
     }
+    // Wait for the candidate while it is reachable and fit, for switchover_timeout at most
+    // (it may be unable to reach etcd); then the request no longer stops an election.
+    if (!mem_.failover_wait || mem_.failover_wait->first != req->mod_revision) {
+      d_.next.failover_wait = std::make_pair(req->mod_revision, now_);
+    }
+    const SteadyTime waiting_since = d_.next.failover_wait->second;
     auto it = obs_.probes->peers.find(*req->candidate);
-    if (it != obs_.probes->peers.end() && it->second.reachable && it->second.running) {
+    const bool fit = it != obs_.probes->peers.end() && it->second.reachable && it->second.running &&
+                     it->second.role == PgRole::kReplica && !it->second.tags.nofailover &&
+                     it->second.tags.failover_priority > 0;
+    if (fit && now_ < waiting_since + cfg_.switchover_timeout) {
       Why("no leader; waiting for the requested candidate " + req->candidate->str());
+      WakeBy(waiting_since + cfg_.switchover_timeout);
       RequestProbes(OtherMembers());
       return;
     }
-    // The candidate is gone: an ordinary election.
+    // The candidate is gone, unfit or too slow: an ordinary election.
   }
   std::string why = Ineligibility(cfg_.tags, true, pg_.EndLsn(), v, cfg_);
   if (why.empty() && Diverged(false)) why = "our data diverged from the cluster's history";

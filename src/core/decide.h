@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -51,6 +52,8 @@ struct AgentMemory {
   // Last time members/<name> was written (it is rewritten at least every loop_wait).
   std::optional<SteadyTime> member_written_at;
   std::optional<Member> member_written;
+  // Since when we wait for the candidate of a failover request (its mod_revision, time).
+  std::optional<std::pair<int64_t, SteadyTime>> failover_wait;
   // The leader we last saw (for history's old_leader).
   std::optional<MemberName> last_leader;
 };

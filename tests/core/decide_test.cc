@@ -634,6 +634,28 @@ TEST_F(DecideTest, OthersLeaveAManualFailoverToAReachableCandidate) {
   EXPECT_FALSE(Has(Run(), "AcquireLeader"));
 }
 
+TEST_F(DecideTest, OthersIgnoreAManualFailoverToAnUnfitCandidate) {
+  config_ = Config(kN3);
+  obs_.lease.id = 99;
+  obs_.pg = RunningReplica(Lsn(5000), kN1);
+  View().failover = FailoverRequest{std::nullopt, kN2, std::nullopt, 42};
+  Tags nofailover;
+  nofailover.nofailover = true;
+  Answer(now_ - milliseconds(10),
+         {{kN1, PeerStatus{}}, {kN2, Peer(PgRole::kReplica, Lsn(10), nofailover)}});
+  EXPECT_EQ(Names(Run()), (V{"AcquireLeader", "Promote"}));
+}
+
+TEST_F(DecideTest, OthersStopWaitingForASlowManualFailoverCandidate) {
+  config_ = Config(kN3);
+  obs_.lease.id = 99;
+  obs_.pg = RunningReplica(Lsn(5000), kN1);
+  View().failover = FailoverRequest{std::nullopt, kN2, std::nullopt, 42};
+  Answer(now_ - milliseconds(10), {{kN1, PeerStatus{}}, {kN2, Peer(PgRole::kReplica, Lsn(10))}});
+  memory_.failover_wait = std::make_pair(int64_t{42}, now_ - seconds(10));
+  EXPECT_EQ(Names(Run()), (V{"AcquireLeader", "Promote"}));
+}
+
 TEST_F(DecideTest, OthersRaceWhenTheManualFailoverCandidateIsGone) {
   config_ = Config(kN3);
   obs_.lease.id = 99;

@@ -34,7 +34,8 @@ struct Shell {
   bool frozen = false;
   bool freeze_after_decide = false;  // freeze between deciding and acting
   SteadyTime frozen_at, resume_at;
-  bool partitioned = false;
+  bool partitioned = false;  // cut from etcd
+  bool isolated = false;     // and from the other members (no streaming, no probes)
   SteadyTime heal_at;
   SteadyTime slow_until;
   bool fail_next_rewind = false;
@@ -212,9 +213,10 @@ class Simulation {
       case 4:
         if (!may_impair || m.Impaired()) return;
         m.partitioned = true;
+        m.isolated = Uniform() < 0.5;
         m.heal_at = Now() + Between(milliseconds(500), 3 * kTtl);
         m.dcs->SetPolicy(dcs::FaultPolicy{true, false, Duration::zero()});
-        Trace(m.name.str() + " loses etcd");
+        Trace(m.name.str() + (m.isolated ? " is isolated from etcd and its peers" : " loses etcd"));
         return;
       case 5:
         m.slow_until = Now() + Between(seconds(2), seconds(10));
@@ -292,6 +294,7 @@ class Simulation {
       }
       if (m.partitioned && Now() >= m.heal_at) {
         m.partitioned = false;
+        m.isolated = false;
         m.dcs->SetPolicy(dcs::FaultPolicy{});
         Trace(m.name.str() + " reaches etcd again");
       }
@@ -347,10 +350,6 @@ class Simulation {
         m.event = true;
         Trace(m.name.str() + " lease " + std::to_string(m.lease.id) + " is lost");
       }
-    }
-    if (o_.break_fence && m.lease.id != 0) {
-      m.lease.last_confirmed_send = sent;  // BROKEN: pretends every keep-alive was confirmed
-      m.lease.lost = false;
     }
   }
 
@@ -422,6 +421,7 @@ class Simulation {
       m.queue.pop_front();
       Result<void> r = Ok();
       if (Now() > m.queue_valid_until) {
+        ++result_.counts["action refused: decision expired"];
         r = Fail(ErrorCode::kTimeout, "decision expired before " + core::ActionName(a));
       } else if (cluster::ClusterStore::IsEtcdAction(a)) {
         r = m.store->Execute(a, m.name, m.lease.id);
@@ -429,6 +429,9 @@ class Simulation {
         Probe(m, *probe);
       } else if (std::holds_alternative<core::SyncSlots>(a)) {
         // Slots are not modelled.
+      } else if (o_.break_fence && std::holds_alternative<core::StopPostgres>(a) &&
+                 std::get<core::StopPostgres>(a).mode == core::StopMode::kImmediate) {
+        // BROKEN: the fence is disabled; the shell reports the stop done and does nothing.
       } else {
         r = StartOp(m, a);
       }
@@ -441,8 +444,11 @@ class Simulation {
               (r ? std::string("ok") : r.error().ToString()));
       }
       if (!r) {
+        ++result_.counts[core::ActionName(a) + " failed"];
         m.queue.clear();
         m.event = true;
+      } else if (std::holds_alternative<core::ReleaseLeader>(a)) {
+        ++result_.counts["ReleaseLeader"];
       }
       m.outcomes.push_back(core::Outcome{std::move(a), std::move(r)});
     }
@@ -454,7 +460,7 @@ class Simulation {
     for (const MemberName& name : probe.peers) {
       core::PeerStatus p;
       Shell* peer = Find(name);
-      if (peer && peer->Up()) {
+      if (peer && peer->Up() && !peer->isolated && !m.isolated) {
         p.reachable = true;
         p.running = peer->pg.state == ProcessState::kRunning;
         p.role = peer->pg.primary ? core::PgRole::kPrimary : core::PgRole::kReplica;
@@ -487,6 +493,10 @@ class Simulation {
       }
       if (pg.state == ProcessState::kStopped || pg.state == ProcessState::kCrashed) return Ok();
       const bool was_primary_running = pg.AcceptsWrites();
+      if (was_primary_running) {
+        ++result_.counts[stop->mode == core::StopMode::kFast ? "primary stopped fast"
+                                                             : "primary stopped immediately"];
+      }
       pg.state = ProcessState::kStopping;  // writes stop now, whatever the mode
       if (stop->mode == core::StopMode::kFast) {
         if (was_primary_running) pg.lsn += 100;  // the shutdown checkpoint
@@ -562,7 +572,10 @@ class Simulation {
   }
 
   void BecamePrimary(Shell& m) {
-    ++result_.promotions;
+    ++result_.counts["became primary"];
+    if (dcs_.Get(keys_.failover) && !dcs_.Get(keys_.failover)->kvs.empty()) {
+      ++result_.counts["became primary with a failover request pending"];
+    }
     if (primary_lost_at_) {
       result_.failover_times.push_back(Now() - *primary_lost_at_);
       primary_lost_at_.reset();
@@ -577,7 +590,8 @@ class Simulation {
     Result<void> r = Ok();
     auto source_pg = [&]() -> FakePostgres* {
       Shell* s = op.source ? Find(*op.source) : nullptr;
-      if (!s || !s->Up() || !s->pg.has_data || s->pg.state != ProcessState::kRunning) {
+      if (!s || !s->Up() || s->isolated || m.isolated || !s->pg.has_data ||
+          s->pg.state != ProcessState::kRunning) {
         return nullptr;
       }
       return &s->pg;
@@ -642,6 +656,7 @@ class Simulation {
                    [&](const auto&) {},
                },
                op.action);
+    ++result_.counts[core::ActionName(op.action) + (r ? " done" : " failed")];
     Trace(m.name.str() + "   done " + core::Describe(op.action) + ": " +
           (r ? std::string("ok") : r.error().ToString()));
     m.outcomes.push_back(core::Outcome{op.action, std::move(r)});
@@ -659,7 +674,7 @@ class Simulation {
       FakePostgres& pg = r->pg;
       if (!r->Up() || pg.state != ProcessState::kRunning || pg.primary || !pg.upstream) continue;
       Shell* src = Find(*pg.upstream);
-      if (!src || src == r.get() || !src->Up()) continue;
+      if (!src || src == r.get() || !src->Up() || src->isolated || r->isolated) continue;
       const FakePostgres& up = src->pg;
       if (up.state != ProcessState::kRunning && up.state != ProcessState::kStopping) continue;
       if (up.lsn <= pg.lsn || !pg.IsPrefixOf(up)) continue;
