@@ -109,7 +109,9 @@ class LocalPostgres final : public Postgres {
   Result<std::vector<std::string>> WriteManagedFile(std::map<std::string, std::string> parameters);
   // True when one of `names` has context 'postmaster' (asked of the running server).
   bool NeedsRestart(const std::vector<std::string>& names);
-  Result<void> RunCrashRecovery(Duration timeout);
+  // Brings a target that was not shut down cleanly (pg_controldata `state`) to a clean
+  // shutdown so that pg_rewind accepts it.
+  Result<void> RunCrashRecovery(const std::string& state, Duration timeout);
   std::string LogTail(int lines) const;
 
   LocalPostgresOptions options_;

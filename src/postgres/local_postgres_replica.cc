@@ -16,6 +16,7 @@ namespace pgwarden::postgres {
 
 namespace fs = std::filesystem;
 using namespace internal;  // NOLINT: this module's own helpers
+using std::chrono::seconds;
 
 namespace {
 
@@ -99,9 +100,29 @@ Result<void> LocalPostgres::BaseBackup(const std::string& source_conninfo, Durat
   return Ok();
 }
 
-Result<void> LocalPostgres::RunCrashRecovery(Duration timeout) {
-  // Single-user mode refuses to run with standby.signal ("standby mode is not supported by
-  // single-user servers"): set the signal files aside while it replays the local WAL.
+Result<void> LocalPostgres::RunCrashRecovery(const std::string& state, Duration timeout) {
+  SteadyTime deadline = SteadyClock::now() + timeout;
+  std::error_code exists_ec;
+  if (state == "in archive recovery" && fs::exists(DataPath("standby.signal"), exists_ec)) {
+    // A standby that crashed. Single-user mode cannot run standby mode, and running it
+    // without standby.signal would end recovery and write WAL of its own on the current
+    // timeline, ahead of the primary: start it as the standby it is (it reaches consistency
+    // from its local WAL) and stop it cleanly, which leaves "shut down in recovery".
+    if (auto r = Start(timeout); !r) {
+      return Fail(r.error().code, "crash recovery of standby " + options_.data_dir +
+                                      " before pg_rewind (start): " + r.error().message);
+    }
+    auto stopped = Stop(StopMode::kFast, std::max(Remaining(deadline), Duration(seconds(5))));
+    if (!stopped) {
+      return Fail(stopped.error().code, "crash recovery of standby " + options_.data_dir +
+                                            " before pg_rewind (stop): " + stopped.error().message);
+    }
+    return Ok();
+  }
+  // A primary that crashed (or a crash during crash recovery): replay its WAL in
+  // single-user mode, as pg_rewind itself would. Single-user mode refuses to run with
+  // standby.signal ("standby mode is not supported by single-user servers"): set the signal files
+  // aside while it replays the local WAL.
   std::vector<std::string> moved;
   for (const char* signal : {"standby.signal", "recovery.signal"}) {
     std::string path = DataPath(signal);
@@ -153,7 +174,9 @@ Result<RewindResult> LocalPostgres::Rewind(const std::string& source_conninfo, D
   if (!control->CleanlyShutDown()) {
     // pg_rewind refuses a target that was not shut down cleanly (a crash, an immediate
     // stop). Finish its crash recovery first.
-    if (auto r = RunCrashRecovery(Remaining(deadline)); !r) return Fail(r.error());
+    if (auto r = RunCrashRecovery(control->cluster_state, Remaining(deadline)); !r) {
+      return Fail(r.error());
+    }
     result.ran_crash_recovery = true;
     control = ReadControlData();
     if (!control) return Fail(control.error());

@@ -433,13 +433,19 @@ TEST(PostgresIntegration, CloneStreamPromoteRewindFollow) {
   EXPECT_FALSE(cold_status->accepting_connections);
   EXPECT_THAT(cold_status->not_accepting_reason, HasSubstr("not accepting connections"));
 
-  // A second rewind of a cleanly stopped follower: nothing to do.
-  ASSERT_OK(n1.pg().Stop(StopMode::kFast, seconds(30)));
-  EXPECT_EQ(n1.pg().ReadControlData()->cluster_state, "shut down in recovery");
+  // A follower that crashed: recovered as a standby (start + clean stop, never ending
+  // recovery on its own), and then there is nothing to rewind.
+  ASSERT_OK(n1.pg().Stop(StopMode::kImmediate, seconds(30)));
+  EXPECT_EQ(n1.pg().ReadControlData()->cluster_state, "in archive recovery");
   auto again = n1.pg().Rewind(n2.SuperuserConninfo(), seconds(60));
   ASSERT_OK(again);
   EXPECT_EQ(again->outcome, RewindResult::Outcome::kNotNeeded) << again->detail;
-  EXPECT_FALSE(again->ran_crash_recovery);
+  EXPECT_TRUE(again->ran_crash_recovery);
+  EXPECT_EQ(n1.pg().ReadControlData()->cluster_state, "shut down in recovery");
+  EXPECT_TRUE(std::filesystem::exists(n1.options().data_dir + "/standby.signal"));
+  // It follows again at once.
+  ASSERT_OK(n1.pg().Start(seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return streaming_to(n2, "n1"); }, seconds(20)));
 
   auto took = std::chrono::steady_clock::now() - test_start;
   std::cout << "failover cycle took " << std::chrono::duration_cast<milliseconds>(took).count()
