@@ -54,6 +54,7 @@ Result<void> ProxyOptions::Validate() const {
     errors.push_back("buffer_size " + std::to_string(buffer_size) +
                      " must be between 1 KiB and 16 MiB");
   }
+  if (threads < 1 || threads > 64) errors.push_back("threads must be between 1 and 64");
   if (listen_backlog <= 0) errors.push_back("listen_backlog must be > 0");
   if (errors.empty()) return Ok();
   std::string message = "proxy options:";

@@ -111,6 +111,14 @@ class ProxyServer::Loop {
   void DcsContact();
   void ForcePrimaryUnusable(bool unusable);
   ProxyStatus Snapshot();
+  // This loop's snapshot, from another thread (post and wait; direct if the loop is not
+  // running). Never call it for a loop from that loop's own thread.
+  ProxyStatus SnapshotFromOtherThread();
+  // All loops' snapshots merged; on loop 0 (which waits for the others; they never wait for
+  // it) or with the loops stopped.
+  ProxyStatus AggregateSnapshot();
+  // A client accepted by loop 0, handed to this loop (maybe itself).
+  void StartSession(Role role, tcp::socket socket);
 
   // Used by sessions.
   std::vector<RouteTarget> Rank(Role role);
@@ -135,6 +143,9 @@ class ProxyServer::Loop {
   std::thread thread_;
   std::thread::id loop_thread_id_;
   std::atomic<bool> running_{false};
+  size_t index_ = 0;
+  std::vector<Loop*> peers_;  // every loop, this one included; set before Start
+  size_t next_peer_ = 0;      // round-robin hand-off of accepted clients (loop 0)
 
   struct Listener {
     Role role;
@@ -551,7 +562,7 @@ class StatusConnection : public std::enable_shared_from_this<StatusConnection> {
         });
   }
   void Respond() {
-    out_ = SerializeResponse(HandleStatusRequest(head_, loop_.Snapshot()));
+    out_ = SerializeResponse(HandleStatusRequest(head_, loop_.AggregateSnapshot()));
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this()](const error_code&, size_t) {
                         if (self->closed_) return;
@@ -663,11 +674,50 @@ void Loop::Accept(Listener& l) {
       return;
     }
     l.logged_exhaustion = false;
-    ++counters_.accepted[RoleIndex(l.role)];
-    auto session = std::make_shared<Session>(*this, l.role, std::move(socket));
-    session->Begin();
+    Loop* target = peers_[next_peer_++ % peers_.size()];
+    if (target == this) {
+      StartSession(l.role, std::move(socket));
+    } else {
+      // Hand the descriptor to the other loop; the session lives there for good.
+      error_code ec;
+      const tcp::endpoint local = socket.local_endpoint(ec);
+      const int fd = ec ? -1 : socket.release(ec);
+      if (fd >= 0 && !ec) {
+        asio::post(target->io_, [target, role = l.role, protocol = local.protocol(), fd] {
+          tcp::socket s(target->io_);
+          error_code ec;
+          if (!target->stopping_) s.assign(protocol, fd, ec);
+          if (target->stopping_ || ec) {
+            ::close(fd);
+            return;
+          }
+          target->StartSession(role, std::move(s));
+        });
+      }
+    }
     Accept(l);
   });
+}
+
+void Loop::StartSession(Role role, tcp::socket socket) {
+  ++counters_.accepted[RoleIndex(role)];
+  std::make_shared<Session>(*this, role, std::move(socket))->Begin();
+}
+
+ProxyStatus Loop::SnapshotFromOtherThread() {
+  if (!running_) return Snapshot();
+  std::promise<ProxyStatus> promise;
+  std::future<ProxyStatus> future = promise.get_future();
+  asio::post(io_, [this, &promise] { promise.set_value(Snapshot()); });
+  return future.get();
+}
+
+ProxyStatus Loop::AggregateSnapshot() {
+  ProxyStatus total = Snapshot();
+  for (Loop* peer : peers_) {
+    if (peer != this) MergeInto(total, peer->SnapshotFromOtherThread());
+  }
+  return total;
 }
 
 void Loop::AcceptStatus() {
@@ -795,7 +845,15 @@ void Loop::CountDown(const std::string& member) {
 
 void Loop::MarkUnreachable(const std::string& member) {
   if (options_.unreachable_for.count() == 0) return;
-  unreachable_until_[member] = SteadyClock::now() + options_.unreachable_for;
+  const auto until = SteadyClock::now() + options_.unreachable_for;
+  unreachable_until_[member] = until;
+  for (Loop* peer : peers_) {  // every loop skips the member, not only the one that failed
+    if (peer == this) continue;
+    asio::post(peer->io_, [peer, member, until] {
+      auto& u = peer->unreachable_until_[member];
+      u = std::max(u, until);
+    });
+  }
 }
 
 void Loop::ArmSweep() {
@@ -881,75 +939,90 @@ ProxyStatus Loop::Snapshot() {
 // ProxyServer
 
 ProxyServer::ProxyServer(ProxyOptions options) : options_(std::move(options)) {
-  loop_ = std::make_unique<Loop>(options_);
+  const int threads = std::clamp(options_.threads, 1, 64);
+  for (int i = 0; i < threads; ++i) {
+    loops_.push_back(std::make_unique<Loop>(options_));
+    loops_.back()->index_ = static_cast<size_t>(i);
+  }
+  for (auto& loop : loops_) {
+    for (auto& peer : loops_) loop->peers_.push_back(peer.get());
+  }
 }
 
 ProxyServer::~ProxyServer() { Stop(); }
 
 Result<void> ProxyServer::Start() {
-  if (loop_->running_ || loop_->thread_.joinable()) {
+  if (loops_[0]->running_ || loops_[0]->thread_.joinable()) {
     return Fail(ErrorCode::kInvalidArgument, "proxy: Start() called twice");
   }
   if (Result<void> v = options_.Validate(); !v) return v;
-  if (Result<void> b = loop_->Bind(); !b) return b;
-  loop_->running_ = true;
-  std::promise<void> started;
-  std::future<void> started_future = started.get_future();
-  loop_->thread_ = std::thread([this, &started] {
-    pthread_setname_np(pthread_self(), "pgw-proxy");
-    loop_->loop_thread_id_ = std::this_thread::get_id();
-    started.set_value();
-    loop_->Run();
-  });
-  started_future.wait();
-  for (const auto& l : loop_->listeners_) {
-    spdlog::info("proxy: {} port listening on {}:{}", ToString(l->role), options_.listen_address,
-                 l->port);
+  // Loop 0 owns the listening sockets and hands accepted clients out round-robin.
+  if (Result<void> b = loops_[0]->Bind(); !b) return b;
+  for (auto& loop : loops_) {
+    Loop* l = loop.get();
+    l->running_ = true;
+    std::promise<void> started;
+    std::future<void> started_future = started.get_future();
+    l->thread_ = std::thread([l, &started] {
+      const std::string name = "pgw-proxy-" + std::to_string(l->index_);
+      pthread_setname_np(pthread_self(), name.c_str());
+      l->loop_thread_id_ = std::this_thread::get_id();
+      started.set_value();
+      l->Run();
+    });
+    started_future.wait();
+  }
+  for (const auto& l : loops_[0]->listeners_) {
+    spdlog::info("proxy: {} port listening on {}:{} ({} threads)", ToString(l->role),
+                 options_.listen_address, l->port, loops_.size());
   }
   return Ok();
 }
 
 void ProxyServer::Stop() {
-  if (!loop_->thread_.joinable()) return;
-  asio::post(loop_->io_, [loop = loop_.get()] { loop->Shutdown(); });
-  loop_->thread_.join();  // run() returns once the closed sessions' handlers have drained
-  loop_->running_ = false;
+  // Loop 0 first: it may be waiting for the others (status), never the other way round.
+  for (auto& loop : loops_) {
+    if (!loop->thread_.joinable()) continue;
+    asio::post(loop->io_, [l = loop.get()] { l->Shutdown(); });
+    loop->thread_.join();  // run() returns once the closed sessions' handlers have drained
+    loop->running_ = false;
+  }
 }
 
 std::optional<uint16_t> ProxyServer::BoundPort(Role role) const {
-  for (const auto& l : loop_->listeners_) {
+  for (const auto& l : loops_[0]->listeners_) {
     if (l->role == role) return l->port;
   }
   return std::nullopt;
 }
 
 std::optional<uint16_t> ProxyServer::BoundStatusPort() const {
-  if (!loop_->status_acceptor_) return std::nullopt;
-  return loop_->status_port_;
+  if (!loops_[0]->status_acceptor_) return std::nullopt;
+  return loops_[0]->status_port_;
 }
 
 void ProxyServer::SetTopology(std::shared_ptr<const Topology> topology) {
-  asio::post(loop_->io_, [loop = loop_.get(), t = std::move(topology)]() mutable {
-    loop->ApplyTopology(std::move(t));
-  });
+  for (auto& loop : loops_) {
+    asio::post(loop->io_, [l = loop.get(), topology] { l->ApplyTopology(topology); });
+  }
 }
 
 void ProxyServer::ReportDcsContact() {
-  asio::post(loop_->io_, [loop = loop_.get()] { loop->DcsContact(); });
+  for (auto& loop : loops_) asio::post(loop->io_, [l = loop.get()] { l->DcsContact(); });
 }
 
 void ProxyServer::SetPrimaryUsable(bool usable) {
-  asio::post(loop_->io_, [loop = loop_.get(), usable] { loop->ForcePrimaryUnusable(!usable); });
+  for (auto& loop : loops_) {
+    asio::post(loop->io_, [l = loop.get(), usable] { l->ForcePrimaryUnusable(!usable); });
+  }
 }
 
 ProxyStatus ProxyServer::GetStatus() const {
-  if (!loop_->running_ || std::this_thread::get_id() == loop_->loop_thread_id_) {
-    return loop_->Snapshot();
+  ProxyStatus total = loops_[0]->SnapshotFromOtherThread();
+  for (size_t i = 1; i < loops_.size(); ++i) {
+    MergeInto(total, loops_[i]->SnapshotFromOtherThread());
   }
-  std::promise<ProxyStatus> promise;
-  std::future<ProxyStatus> future = promise.get_future();
-  asio::post(loop_->io_, [loop = loop_.get(), &promise] { promise.set_value(loop->Snapshot()); });
-  return future.get();
+  return total;
 }
 
 }  // namespace pgwarden::proxy

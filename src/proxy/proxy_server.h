@@ -1,12 +1,12 @@
 // ProxyServer: the data plane of `pgwarden proxy`. Listens on one TCP port per role and
 // forwards each client connection, byte for byte, to a member that has the role now.
 //
-// Threads: one event loop thread (Start() creates it, Stop() joins it) owns every socket,
-// session and counter; nothing else touches them. The other methods may be called from any
-// thread: they post to the loop (SetTopology, ReportDcsContact, SetPrimaryUsable) or post and
-// wait (GetStatus; never call it from the loop thread itself). One thread is deliberate: the
-// proxy moves bytes and does almost no computation, and on the 2-core hosts it targets
-// PostgreSQL needs the other core (docs/proxy.md).
+// Threads: `threads` event loops (default 2), each one thread with its own io_context.
+// Loop 0 owns the listening sockets and hands each accepted client to a loop round-robin; a
+// session, its sockets and its counters then belong to that loop alone. The other methods may
+// be called from any thread: they post to every loop (SetTopology, ReportDcsContact,
+// SetPrimaryUsable) or post and wait (GetStatus; never call it from a loop thread). Why
+// more than one loop, and why few: docs/proxy.md "Threads".
 //
 // Routing: see topology.h. The primary port routes only while a primary is in the snapshot
 // AND the etcd view is fresh (ReportDcsContact() within `dcs_ttl`). When the usable primary
@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "proxy/status.h"
@@ -68,6 +69,9 @@ struct ProxyOptions {
   // Size of one forwarding buffer. Buffers are pooled: an idle session holds none, a session
   // holds one per direction only while a write to a slow peer is pending.
   size_t buffer_size = 32 * 1024;
+  // Event loops (threads). Loop 0 accepts and hands clients out round-robin; a session stays
+  // on its loop. Each loop applies every snapshot and the freshness rule on its own.
+  int threads = 2;
   int listen_backlog = 1024;
 
   // Every problem at once, each saying which option is wrong.
@@ -108,7 +112,7 @@ class ProxyServer {
 
  private:
   ProxyOptions options_;
-  std::unique_ptr<Loop> loop_;
+  std::vector<std::unique_ptr<Loop>> loops_;
 };
 
 }  // namespace pgwarden::proxy

@@ -1,8 +1,42 @@
 #include "proxy/status.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace pgwarden::proxy {
+
+void MergeInto(ProxyStatus& total, const ProxyStatus& part) {
+  ProxyCounters& t = total.counters;
+  const ProxyCounters& p = part.counters;
+  for (size_t i = 0; i < kRoleCount; ++i) {
+    t.accepted[i] += p.accepted[i];
+    t.forwarded[i] += p.forwarded[i];
+    t.refused[i] += p.refused[i];
+  }
+  t.held += p.held;
+  t.hold_released += p.hold_released;
+  t.hold_timeouts += p.hold_timeouts;
+  t.closed_by_topology += p.closed_by_topology;
+  t.upstream_connect_failures += p.upstream_connect_failures;
+  t.upstream_connect_timeouts += p.upstream_connect_timeouts;
+  t.idle_timeouts += p.idle_timeouts;
+  t.accept_errors += p.accept_errors;
+  t.bytes_client_to_upstream += p.bytes_client_to_upstream;
+  t.bytes_upstream_to_client += p.bytes_upstream_to_client;
+  t.sessions_closed += p.sessions_closed;
+  total.active_sessions += part.active_sessions;
+  total.held_now += part.held_now;
+  for (const MemberStatus& m : part.members) {
+    auto it = std::find_if(total.members.begin(), total.members.end(),
+                           [&](const MemberStatus& x) { return x.name == m.name; });
+    if (it == total.members.end()) {
+      total.members.push_back(m);
+    } else {
+      it->sessions += m.sessions;
+      it->unreachable = it->unreachable || m.unreachable;
+    }
+  }
+}
 
 std::string RenderStatusJson(const ProxyStatus& s) {
   nlohmann::ordered_json j;

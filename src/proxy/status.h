@@ -65,6 +65,11 @@ struct ProxyStatus {
   ProxyCounters counters;
 };
 
+// Adds `part` (another event loop's snapshot) to `total`: counters and gauges are summed,
+// members merged by name (sessions summed, unreachable if any loop marked it); the routing
+// view (generation, primary, ports) stays `total`'s.
+void MergeInto(ProxyStatus& total, const ProxyStatus& part);
+
 std::string RenderStatusJson(const ProxyStatus& status);
 std::string RenderPrometheus(const ProxyStatus& status);
 
