@@ -171,6 +171,22 @@ TEST(EtcdDcsTest, CompactedStartRevisionIsReported) {
   EXPECT_EQ(events[0].kv.value, "3");
 }
 
+TEST(EtcdDcsTest, CancelFromAnotherThreadWakesABlockedNext) {
+  auto dcs = Client({SharedEtcd().endpoint()});
+  auto watch = dcs->WatchPrefix("/cancel/");
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    watch->Cancel();
+  });
+  Duration took;
+  auto next = Timed([&] { return watch->Next(seconds(10)); }, &took);
+  canceller.join();
+  ASSERT_FALSE(next);
+  EXPECT_EQ(next.error().code, ErrorCode::kCancelled);
+  EXPECT_LT(took, seconds(2));
+  EXPECT_EQ(watch->Next(Duration::zero()).error().code, ErrorCode::kCancelled);
+}
+
 TEST(EtcdDcsTest, DeadFirstEndpointIsSkipped) {
   // A port nothing listens on: connect fails, nothing was sent, so even writes move on.
   const std::string dead = "127.0.0.1:" + std::to_string(pgwarden::testing::FreeLoopbackPort());

@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -113,10 +115,35 @@ void EtcdServer::Kill() {
   process_.Kill();
 }
 
+namespace {
+
+// SIGSTOP takes effect asynchronously, thread by thread: wait until /proc shows every thread
+// of the process stopped, so that a request sent right after Freeze() cannot be served.
+bool AllThreadsStopped(pid_t pid) {
+  std::error_code ec;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto paren = stat.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+    const char state = stat[paren + 2];
+    if (state != 'T' && state != 't') return false;
+    ++seen;
+  }
+  return !ec && seen > 0;
+}
+
+}  // namespace
+
 void EtcdServer::Freeze() {
   if (process_.pid() > 0 && !frozen_) {
     process_.Signal(SIGSTOP);
     frozen_ = true;
+    for (int i = 0; i < 200 && !AllThreadsStopped(process_.pid()); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
 }
 
