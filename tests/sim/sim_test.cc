@@ -54,7 +54,12 @@ void RunSeeds(const std::string& test, SimOptions base, uint64_t first, uint64_t
   std::cout << "\n";
 }
 
+// Sanitizer builds run the same code several times slower: fewer seeds keep the suite fast.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr uint64_t kDefaultSeeds = 200;
+#else
 constexpr uint64_t kDefaultSeeds = 1000;
+#endif
 
 TEST(SimTest, RandomFaultsThreeMembers) {
   SimOptions o;
