@@ -179,19 +179,32 @@ struct LoadedConfig {
   std::vector<std::string> warnings;  // "<file>:<line>:<col>: <key.path>: ..." one per line
 };
 
-// Reads, parses and validates a config file. Error (kInvalidArgument; kNotFound when the file
-// does not exist) whose message lists every problem, one per line, each line
-// "<file>:<line>:<col>: <key.path>: <what is wrong>".
+// Environment variables by name. Patroni's PATRONI_* variables override the file's values
+// (PATRONI_SCOPE, PATRONI_NAME, PATRONI_POSTGRESQL_DATA_DIR, ...; docs/configuration.md).
+using Environment = std::map<std::string, std::string>;
+// The PATRONI_* variables of this process.
+Environment ProcessEnvironment();
+
+// Reads, parses and validates a config file, with this process's PATRONI_* variables applied
+// (as Patroni does). Error (kInvalidArgument; kNotFound when the file does not exist) whose
+// message lists every problem, one per line, each line
+// "<file>:<line>:<col>: <key.path>: <what is wrong>" (a value from the environment:
+// "<file>: <key.path> (from $PATRONI_X): <what is wrong>").
 Result<LoadedConfig> LoadConfigFile(const std::string& path);
-// The same for YAML text; `source_name` stands for the file name in messages.
-Result<LoadedConfig> LoadConfigString(std::string_view text, std::string_view source_name);
+// The same with the given variables instead of the process's.
+Result<LoadedConfig> LoadConfigFile(const std::string& path, const Environment& env);
+// The same for YAML text; `source_name` stands for the file name in messages. Only the
+// variables in `env` apply.
+Result<LoadedConfig> LoadConfigString(std::string_view text, std::string_view source_name,
+                                      const Environment& env = {});
 
 // Semantic checks of a filled-in Config (required keys, ranges, the timing rule, consistency).
 // The loaders run it; paths are the YAML key paths.
 std::vector<ConfigProblem> Validate(const Config& config);
 
-// `pgwarden check-config -c FILE`: prints the warnings (to `err`) and "<file>: OK" (to `out`)
-// and returns 0, or prints warnings and errors (to `err`) and returns 2.
+// `pgwarden check-config -c FILE`: loads FILE as LoadConfigFile(path) does (PATRONI_* variables
+// included), prints the warnings (to `err`) and "<file>: OK ..." (to `out`) and returns 0, or
+// prints warnings and errors (to `err`) and returns 2.
 int CheckConfigCommand(const std::string& path, std::ostream& out, std::ostream& err);
 
 std::string_view ToString(LogLevel level);

@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include "config/config.h"
+#include "config/environment.h"
 #include "config/reader.h"
 #include "config/sections.h"
 #include "config/units.h"
@@ -529,20 +530,21 @@ struct Outcome {
   std::vector<std::string> warnings;
 };
 
-Outcome LoadText(std::string_view text, std::string_view source) {
+Outcome LoadText(std::string_view text, std::string_view source, const Environment& env) {
   Outcome out;
   Result<Node> root = ParseYaml(text, source);
   if (!root) {
     out.errors.push_back(root.error().message);
     return out;
   }
+  Diagnostics diag(std::string(source), Mark{1, 1});
+  if (!env.empty()) ApplyEnvironment(env, &*root, &diag);
   if (root->kind == Node::Kind::kNull) {
     out.errors.push_back(std::string(source) +
                          ": the file is empty; expected a map of settings (scope, name, "
                          "restapi, etcd3, postgresql, ...)");
     return out;
   }
-  Diagnostics diag(std::string(source), Mark{1, 1});
   Config config;
   {
     MapReader m(diag, &*root, "", Mark{1, 1});
@@ -561,7 +563,7 @@ Outcome LoadText(std::string_view text, std::string_view source) {
   return out;
 }
 
-Outcome LoadFile(const std::string& path, ErrorCode* code) {
+Outcome LoadFile(const std::string& path, const Environment& env, ErrorCode* code) {
   Outcome out;
   std::string text;
   std::string error;
@@ -569,7 +571,7 @@ Outcome LoadFile(const std::string& path, ErrorCode* code) {
     out.errors.push_back(error);
     return out;
   }
-  return LoadText(text, path);
+  return LoadText(text, path, env);
 }
 
 std::string Join(const std::vector<std::string>& lines) {
@@ -640,19 +642,25 @@ bool ReadConfigFileText(const std::string& path, std::string* text, std::string*
 
 }  // namespace internal
 
-Result<LoadedConfig> LoadConfigString(std::string_view text, std::string_view source_name) {
-  return internal::ToResult(internal::LoadText(text, source_name), ErrorCode::kInvalidArgument);
+Result<LoadedConfig> LoadConfigString(std::string_view text, std::string_view source_name,
+                                      const Environment& env) {
+  return internal::ToResult(internal::LoadText(text, source_name, env),
+                            ErrorCode::kInvalidArgument);
+}
+
+Result<LoadedConfig> LoadConfigFile(const std::string& path, const Environment& env) {
+  ErrorCode code = ErrorCode::kInvalidArgument;
+  internal::Outcome out = internal::LoadFile(path, env, &code);
+  return internal::ToResult(std::move(out), code);
 }
 
 Result<LoadedConfig> LoadConfigFile(const std::string& path) {
-  ErrorCode code = ErrorCode::kInvalidArgument;
-  internal::Outcome out = internal::LoadFile(path, &code);
-  return internal::ToResult(std::move(out), code);
+  return LoadConfigFile(path, ProcessEnvironment());
 }
 
 int CheckConfigCommand(const std::string& path, std::ostream& out, std::ostream& err) {
   ErrorCode code = ErrorCode::kInvalidArgument;
-  internal::Outcome outcome = internal::LoadFile(path, &code);
+  internal::Outcome outcome = internal::LoadFile(path, ProcessEnvironment(), &code);
   for (const std::string& w : outcome.warnings) err << "warning: " << w << "\n";
   if (!outcome.config) {
     for (const std::string& e : outcome.errors) err << "error: " << e << "\n";

@@ -95,6 +95,11 @@ void Diagnostics::AddProblems(const std::vector<ConfigProblem>& problems, std::s
 
 std::string Diagnostics::Format(const Diagnostic& d) const {
   std::string out = source_;
+  for (std::string p = d.path; !p.empty(); p = Parent(p)) {
+    auto it = origins_.find(p);
+    if (it != origins_.end())
+      return out + ": " + d.path + " (from " + it->second + "): " + d.message;
+  }
   if (d.mark.known()) {
     out += ":" + std::to_string(d.mark.line) + ":" + std::to_string(d.mark.column);
   }

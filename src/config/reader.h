@@ -34,6 +34,11 @@ class Diagnostics {
   void Warning(Mark mark, std::string path, std::string message);
   void Unimplemented(Mark mark, std::string path);
 
+  // Marks a key path as set from outside the file (an environment variable): messages about
+  // it name `origin` instead of a line.
+  void SetOrigin(const std::string& path, std::string origin) {
+    origins_[path] = std::move(origin);
+  }
   // Remembers where a key path is in the document (its key's position).
   void RecordMark(const std::string& path, Mark mark) { marks_.emplace(path, mark); }
   // The recorded position of `path`, else of its nearest recorded parent, else the root's.
@@ -61,6 +66,7 @@ class Diagnostics {
   std::vector<Diagnostic> warnings_;
   std::vector<Diagnostic> unimplemented_;
   std::map<std::string, Mark> marks_;
+  std::map<std::string, std::string> origins_;
   std::set<std::string> error_paths_;
 };
 

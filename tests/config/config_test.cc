@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -566,6 +567,67 @@ TEST(ConfigRobustness, MutatedDynamicJsonNeverCrashes) {
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace pgwarden::config
+
+namespace pgwarden::config {
+namespace {
+
+// ---- PATRONI_* environment variables -------------------------------------------------------
+
+TEST(ConfigEnvironment, VariablesOverrideTheFile) {
+  Environment env = {{"PATRONI_NAME", "node7"},
+                     {"PATRONI_POSTGRESQL_DATA_DIR", "/srv/pg/node7"},
+                     {"PATRONI_ETCD3_HOSTS", "'10.0.0.1:2379','10.0.0.2:2379'"},
+                     {"PATRONI_SUPERUSER_PASSWORD", "from-env"},
+                     {"PATRONI_RESTAPI_USERNAME", "admin"},
+                     {"PATRONI_RESTAPI_PASSWORD", "pw"},
+                     {"PATRONI_SOMETHING_ELSE", "ignored"}};
+  Result<LoadedConfig> r = LoadConfigString(kMinimal, "node.yml", env);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_THAT(r->warnings, ::testing::IsEmpty());
+  const Config& c = r->config;
+  EXPECT_EQ(c.name, "node7");
+  EXPECT_EQ(c.postgresql.data_dir, "/srv/pg/node7");
+  EXPECT_EQ(c.etcd.hosts, (std::vector<HostPort>{{"10.0.0.1", 2379}, {"10.0.0.2", 2379}}));
+  EXPECT_EQ(c.postgresql.authentication.superuser, (Credentials{"postgres", "from-env"}));
+  ASSERT_TRUE(c.restapi.authentication.has_value());
+  EXPECT_EQ(c.restapi.authentication->username, "admin");
+  EXPECT_EQ(c.scope, "demo");  // untouched keys keep the file's values
+}
+
+TEST(ConfigEnvironment, EnvironmentAloneIsAConfig) {
+  Environment env = {{"PATRONI_SCOPE", "demo"},
+                     {"PATRONI_NAME", "n1"},
+                     {"PATRONI_RESTAPI_LISTEN", "127.0.0.1:8008"},
+                     {"PATRONI_ETCD_HOSTS", "127.0.0.1:2379"},  // v2 spelling, same keys
+                     {"PATRONI_POSTGRESQL_LISTEN", "127.0.0.1:5432"},
+                     {"PATRONI_POSTGRESQL_DATA_DIR", "/d"}};
+  Result<LoadedConfig> r = LoadConfigString("", "node.yml", env);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->config.etcd.hosts.size(), 1u);
+  EXPECT_EQ(r->config.postgresql.connect_address, (HostPort{"127.0.0.1", 5432}));
+}
+
+TEST(ConfigEnvironment, ErrorsNameTheVariable) {
+  Environment env = {{"PATRONI_RESTAPI_LISTEN", "nowhere"}, {"PATRONI_LOG_FILE_NUM", "many"}};
+  Result<LoadedConfig> r = LoadConfigString(kMinimal, "node.yml", env);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message,
+            "node.yml: restapi.listen (from $PATRONI_RESTAPI_LISTEN): expected host:port (IPv6 in "
+            "brackets: [::1]:5432), got `nowhere`\n"
+            "node.yml: log.file_num (from $PATRONI_LOG_FILE_NUM): expected an integer, got "
+            "`many`");
+}
+
+TEST(ConfigEnvironment, ProcessEnvironmentKeepsOnlyPatroniVariables) {
+  ::setenv("PATRONI_SCOPE", "from-process", 1);
+  Environment env = ProcessEnvironment();
+  ::unsetenv("PATRONI_SCOPE");
+  EXPECT_EQ(env.at("PATRONI_SCOPE"), "from-process");
+  for (const auto& [name, value] : env) EXPECT_EQ(name.rfind("PATRONI_", 0), 0u) << name;
 }
 
 }  // namespace
