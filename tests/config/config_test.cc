@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include "support/temp_dir.h"
 
 namespace pgwarden::config {
 namespace {
@@ -19,6 +18,27 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 const std::string kSource = PGWARDEN_SOURCE_DIR;
+
+// A temporary directory removed on destruction. (Not tests/support's TempDir: linking the
+// shared test-support library would tie this unit test to the etcd and PostgreSQL adapters.)
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "pgwarden-config-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
 
 // A minimal valid config, 9 lines: tests append lines from line 10 on.
 constexpr std::string_view kMinimal =
@@ -451,14 +471,14 @@ TEST(LoadConfigFile, UnreadableFiles) {
   EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
   EXPECT_EQ(r.error().message,
             "/nonexistent/pgwarden.yml: cannot read the config file: No such file or directory");
-  testing::TempDir dir("config");
+  ScratchDir dir;
   r = LoadConfigFile(dir.path());
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().message, dir.path() + ": cannot read the config file: it is a directory");
 }
 
 TEST(LoadConfigFile, ErrorsNameTheFile) {
-  testing::TempDir dir("config");
+  ScratchDir dir;
   std::string path = dir.Sub("bad.yml");
   std::ofstream(path) << With("bootstrap:\n  dcs:\n    ttl: 1\n");
   Result<LoadedConfig> r = LoadConfigFile(path);
@@ -468,7 +488,7 @@ TEST(LoadConfigFile, ErrorsNameTheFile) {
 }
 
 TEST(CheckConfigCommand, GoodFilePrintsWarningsAndReturnsZero) {
-  testing::TempDir dir("config");
+  ScratchDir dir;
   std::string path = dir.Sub("node.yml");
   std::ofstream(path) << With("watchdog: {mode: off}\n");
   std::ostringstream out, err;
@@ -482,7 +502,7 @@ TEST(CheckConfigCommand, GoodFilePrintsWarningsAndReturnsZero) {
 }
 
 TEST(CheckConfigCommand, BadFilePrintsEveryErrorAndReturnsTwo) {
-  testing::TempDir dir("config");
+  ScratchDir dir;
   std::string path = dir.Sub("node.yml");
   std::ofstream(path) << With("tags: {nofailover: perhaps}\nlog: {levle: DEBUG}\n");
   std::ostringstream out, err;
