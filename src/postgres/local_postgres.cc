@@ -365,6 +365,7 @@ Result<void> LocalPostgres::Start(Duration timeout) {
 
 Result<StopResult> LocalPostgres::Stop(StopMode mode, Duration timeout) {
   StopResult result;
+  status_conn_.reset();
   if (!IsRunning()) {
     result.detail = "not running";
     return result;

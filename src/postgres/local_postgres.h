@@ -114,8 +114,14 @@ class LocalPostgres final : public Postgres {
   Result<void> RunCrashRecovery(const std::string& state, Duration timeout);
   std::string LogTail(int lines) const;
 
+  // The queries of Status() over `conn`; fills everything but running/accepting.
+  Result<void> QueryStatus(PgConnection& conn, SteadyTime deadline, PgStatus* out);
+
   LocalPostgresOptions options_;
   std::optional<Owner> owner_;  // resolved once
+  // Status()'s connection, kept between calls. Closed before every stop: a smart shutdown
+  // waits for all sessions, ours included.
+  std::optional<PgConnection> status_conn_;
 };
 
 }  // namespace pgwarden::postgres

@@ -144,6 +144,16 @@ Result<PgStatus> LocalPostgres::Status() {
   }
   PgStatus st;
   st.running = true;
+  st.accepting_connections = true;
+  // The connection of the previous call is reused (a new one costs a backend fork and SCRAM
+  // authentication); if it broke (the server restarted), connect anew.
+  if (status_conn_) {
+    PgStatus cached = st;
+    auto r = QueryStatus(*status_conn_, deadline, &cached);
+    if (r) return cached;
+    status_conn_.reset();
+    if (r.error().code != ErrorCode::kUnavailable) return Fail(r.error());
+  }
   auto conn =
       Connect(options_.status_timeout, std::min(deadline, start + options_.connect_timeout));
   if (!conn) {
@@ -155,9 +165,14 @@ Result<PgStatus> LocalPostgres::Status() {
     }
     return Fail(conn.error());
   }
-  st.accepting_connections = true;
+  if (auto r = QueryStatus(*conn, deadline, &st); !r) return Fail(r.error());
+  status_conn_ = std::move(*conn);
+  return st;
+}
 
-  auto facts = conn->Query(kStatusSql, deadline);
+Result<void> LocalPostgres::QueryStatus(PgConnection& conn, SteadyTime deadline, PgStatus* out) {
+  PgStatus& st = *out;
+  auto facts = conn.Query(kStatusSql, deadline);
   if (!facts) return Fail(facts.error().code, "status query: " + facts.error().message);
   if (facts->rows.size() != 1) return Fail(ErrorCode::kCorrupt, "status query returned no row");
   const SqlResult& f = *facts;
@@ -188,7 +203,7 @@ Result<PgStatus> LocalPostgres::Status() {
     }
   }
 
-  auto repl = conn->Query(kReplicationSql, deadline);
+  auto repl = conn.Query(kReplicationSql, deadline);
   if (!repl) return Fail(repl.error().code, "pg_stat_replication: " + repl.error().message);
   for (size_t i = 0; i < repl->rows.size(); ++i) {
     ReplicationRow row;
@@ -204,7 +219,7 @@ Result<PgStatus> LocalPostgres::Status() {
   }
 
   if (st.in_recovery) {
-    auto recv = conn->Query(kWalReceiverSql, deadline);
+    auto recv = conn.Query(kWalReceiverSql, deadline);
     if (!recv) return Fail(recv.error().code, "pg_stat_wal_receiver: " + recv.error().message);
     if (!recv->rows.empty()) {
       WalReceiverInfo w;
@@ -226,7 +241,7 @@ Result<PgStatus> LocalPostgres::Status() {
           std::strtoul(Cell(f, 0, "checkpoint_tli").value_or("0").c_str(), nullptr, 10)));
     }
   }
-  return st;
+  return Ok();
 }
 
 bool LocalPostgres::NeedsRestart(const std::vector<std::string>& names) {

@@ -210,6 +210,22 @@ TEST(PostgresIntegration, ConfigReloadRestartAndStopEscalation) {
     EXPECT_EQ(nowhere.error().code, ErrorCode::kUnavailable) << nowhere.error().ToString();
   }
 
+  // Status() is cheap: measure it (a figure for the docs; generous bound for loaded CI).
+  auto status_took = Elapsed([&] {
+    for (int i = 0; i < 20; ++i) ASSERT_OK(pg.Status());
+  });
+  std::cout << "Status() on a primary: " << status_took.count() / 20.0 << " ms per call\n";
+  EXPECT_LT(status_took, seconds(10));
+  // Status() keeps its connection; a restart behind its back breaks it, and the next call
+  // connects anew instead of failing.
+  {
+    LocalPostgres behind_its_back(node.options());
+    ASSERT_OK(behind_its_back.Restart(StopMode::kFast, seconds(30)));
+  }
+  auto reconnected = pg.Status();
+  ASSERT_OK(reconnected);
+  EXPECT_TRUE(reconnected->accepting_connections);
+
   // Start on a running server: nothing to do.
   ASSERT_OK(pg.Start(seconds(5)));
 
