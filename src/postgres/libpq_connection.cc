@@ -148,7 +148,7 @@ Result<SqlResult> PgConnection::Query(std::string_view sql,
       ErrorCode code = ErrorCode::kFailed;
       if (state == "57014") code = ErrorCode::kTimeout;  // query_canceled: statement_timeout
       if (PQstatus(conn_) == CONNECTION_BAD || state.rfind("08", 0) == 0 || state == "57P01" ||
-          state == "57P03") {
+          state == "57P02" || state == "57P03") {
         code = ErrorCode::kUnavailable;  // connection failure, admin shutdown, cannot connect now
       }
       error = Error{code, msg + (state.empty() ? "" : " (SQLSTATE " + state + ")")};

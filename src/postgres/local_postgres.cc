@@ -3,6 +3,7 @@
 // pg_basebackup and pg_rewind.
 #include "postgres/local_postgres.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -343,6 +344,16 @@ Result<void> LocalPostgres::Start(Duration timeout) {
   if (!params) return Fail(params.error());
   if (auto w = WriteManagedFile(*params); !w) return Fail(w.error());
 
+  // pg_ctl (as the OS user) appends to the log file: make sure it may, wherever it is.
+  if (auto owner = FileOwner(); owner && owner->uid >= 0) {
+    int fd = ::open(LogFile().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      if (::fchown(fd, owner->uid, owner->gid) != 0) {
+        // pg_ctl reports it below if it matters.
+      }
+      ::close(fd);
+    }
+  }
   int secs = CeilSeconds(timeout);
   auto r = RunProgram(
       "pg_ctl",
