@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "agent/command.h"
+
 int main(int argc, char** argv) {
   CLI::App app{
       "pgwarden: high availability for PostgreSQL.\n"
@@ -10,6 +12,7 @@ int main(int argc, char** argv) {
       "pgwarden"};
   app.set_version_flag("--version", std::string("pgwarden ") + PGWARDEN_VERSION);
   app.require_subcommand(0, 1);
+  pgwarden::agent::RegisterCommand(app);
   app.footer("Run `pgwarden <command> --help` for the options of a command.");
 
   CLI11_PARSE(app, argc, argv);
