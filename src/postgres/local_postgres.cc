@@ -83,7 +83,13 @@ bool LooksLikeConnectionFailure(std::string_view output) {
   return false;
 }
 
+bool IsConninfoUri(std::string_view conninfo) {
+  return conninfo.rfind("postgresql://", 0) == 0 || conninfo.rfind("postgres://", 0) == 0;
+}
+
 Result<SplitConninfo> SplitPassword(const std::string& conninfo) {
+  // A URI is passed through as it is (its password, if any, stays in it).
+  if (IsConninfoUri(conninfo)) return SplitConninfo{conninfo, ""};
   ConninfoParams params;
   if (!ParseConninfo(conninfo, &params)) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -105,6 +111,12 @@ Result<SplitConninfo> SplitPassword(const std::string& conninfo) {
 }
 
 std::string RedactConninfo(const std::string& conninfo) {
+  if (IsConninfoUri(conninfo)) {
+    size_t start = conninfo.find("://") + 3;
+    size_t at = conninfo.find('@', start);
+    if (at == std::string::npos) return conninfo;
+    return conninfo.substr(0, start) + "***" + conninfo.substr(at);
+  }
   ConninfoParams params;
   if (!ParseConninfo(conninfo, &params)) return "<unparsable conninfo>";
   for (auto& [key, value] : params) {
@@ -651,7 +663,8 @@ Result<ConfigChange> LocalPostgres::ConfigureStandby(const StandbyConfig& standb
     return Fail(v.error());
   }
   ConninfoParams parsed;
-  if (!ParseConninfo(standby.primary_conninfo, &parsed)) {
+  if (!IsConninfoUri(standby.primary_conninfo) &&
+      !ParseConninfo(standby.primary_conninfo, &parsed)) {
     return Fail(ErrorCode::kInvalidArgument, "ConfigureStandby: malformed primary_conninfo " +
                                                  RedactConninfo(standby.primary_conninfo));
   }

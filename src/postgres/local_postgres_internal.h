@@ -26,8 +26,10 @@ struct SplitConninfo {
   std::string conninfo;
   std::string password;
 };
+// A postgresql:// URI is passed through unchanged (no split).
 Result<SplitConninfo> SplitPassword(const std::string& conninfo);
-// The conninfo with password='***', for messages.
+bool IsConninfoUri(std::string_view conninfo);
+// The conninfo with password='***' (a URI's user info masked), for messages.
 std::string RedactConninfo(const std::string& conninfo);
 
 }  // namespace internal

@@ -61,6 +61,10 @@ TEST(Conninfo, PasswordIsSplitOffAndRedacted) {
   EXPECT_EQ(split->conninfo, "host=h user=u");
   EXPECT_EQ(internal::RedactConninfo("host=h password=x"), "host=h password=***");
   EXPECT_EQ(internal::SplitPassword("host='h").error().code, ErrorCode::kInvalidArgument);
+  auto uri = internal::SplitPassword("postgresql://u:pw@h:5432/db");
+  ASSERT_TRUE(uri);
+  EXPECT_EQ(uri->conninfo, "postgresql://u:pw@h:5432/db");
+  EXPECT_EQ(internal::RedactConninfo("postgresql://u:pw@h:5432/db"), "postgresql://***@h:5432/db");
 }
 
 TEST(LocalConninfo, UsesTheSocketDirSuperuserAndStatementTimeout) {
