@@ -559,9 +559,9 @@ TEST(ConfigRobustness, TruncatedAndMutatedFilesNeverCrash) {
       ASSERT_THAT(r.error().message, ::testing::StartsWith("m.yml")) << yaml;
     }
   };
-  // Strides keep this under a second: yaml-cpp takes ~0.5 ms per load of this file.
-  for (size_t n = 0; n <= text.size(); n += 17) check(text.substr(0, n));
-  for (size_t i = 0; i < text.size(); i += 13) {
+  // Strides keep this fast (also under ASan): yaml-cpp takes ~0.5 ms per load of this file.
+  for (size_t n = 0; n <= text.size(); n += 23) check(text.substr(0, n));
+  for (size_t i = 0; i < text.size(); i += 17) {
     for (char c : {'{', ':', '\t', '*'}) {
       std::string mutated = text;
       mutated[i] = c;
@@ -577,8 +577,8 @@ TEST(ConfigRobustness, MutatedDynamicJsonNeverCrashes) {
   c.postgresql.parameters = {{"max_connections", "100"}};
   c.postgresql.pg_hba = {"local all all trust"};
   const std::string json = c.ToJson();
-  for (size_t i = 0; i < json.size(); ++i) {
-    for (char ch : {'{', '"', '1', ']', '-', 'x'}) {
+  for (size_t i = 0; i < json.size(); i += 2) {
+    for (char ch : {'{', '"', '1', 'x'}) {
       std::string mutated = json;
       mutated[i] = ch;
       Result<LoadedDynamicConfig> r = DynamicConfigFromJson(mutated, "j");
