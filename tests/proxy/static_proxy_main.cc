@@ -2,7 +2,8 @@
 // benchmarks and manual tests until `pgwarden proxy` is wired to etcd. Not installed.
 //
 //   pgwarden-proxy-static --listen 127.0.0.1 --primary-port 6000 --replica-port 6001
-//                         --status-port 6002 --primary n1=127.0.0.1:5432 --replica n2=127.0.0.1:5433
+//                         --status-port 6002 --primary n1=127.0.0.1:5432 --replica
+//                         n2=127.0.0.1:5433
 #include <pthread.h>
 
 #include <csignal>
