@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
+#include <iostream>
 #include <thread>
 
 #include "support/cluster_harness.h"
@@ -127,6 +128,165 @@ TEST_F(AgentCluster, BootstrapsOnePrimaryAndTwoStreamingReplicas) {
   }
   auto created = c().Sql(p, "CREATE TABLE t (id bigserial PRIMARY KEY, tag text)");
   ASSERT_TRUE(created) << created.error().ToString();
+}
+
+
+// Planned switchover to a named candidate, then to "any healthy replica": the lock moves, the
+// old primary follows the new one, and nothing acknowledged is lost (a switchover waits until
+// the candidate has received the shutdown checkpoint).
+TEST_F(AgentCluster, SwitchoverWithAndWithoutCandidate) {
+  size_t p = WaitHealthy(seconds(30));
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(Write(p, "before-switchover", 20), 20);
+  const size_t candidate = (p + 1) % c().size();
+  const std::string leader = c().node(p).name;
+  const std::string body = R"({"leader":")" + leader + R"(","candidate":")" +
+                           c().node(candidate).name + R"("})";
+  const auto t0 = Clock::now();
+  auto [code, answer] = c().Post(p, "/switchover", body);
+  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+  ASSERT_EQ(code, 200) << answer;
+  std::cerr << "switchover to " << c().node(candidate).name << " answered in " << took << " ms\n";
+  size_t np = WaitHealthy(seconds(40));
+  ASSERT_FALSE(HasFailure());
+  EXPECT_EQ(np, candidate);
+  EXPECT_EQ(Count(np, "before-switchover"), 20);
+  EXPECT_EQ(Write(np, "after-switchover", 5), 5);
+
+  // Without a candidate: any healthy replica.
+  const std::string body2 = R"({"leader":")" + c().node(np).name + R"("})";
+  auto [code2, answer2] = c().Post(np, "/switchover", body2);
+  ASSERT_EQ(code2, 200) << answer2;
+  size_t np2 = WaitHealthy(seconds(40));
+  ASSERT_FALSE(HasFailure());
+  EXPECT_NE(np2, np);
+  EXPECT_EQ(Count(np2, "before-switchover"), 20);
+  EXPECT_EQ(Count(np2, "after-switchover"), 5);
+
+  // A bad request changes nothing.
+  auto [bad, why] = c().Post(np2, "/switchover", R"({"leader":")" + c().node(np2).name +
+                                                     R"(","candidate":"nobody"})");
+  EXPECT_TRUE(bad == 400 || bad == 412) << bad << " " << why;
+  EXPECT_EQ(c().Primary(), np2);
+}
+
+// A host crash: the primary's agent and its PostgreSQL die together. A replica takes over
+// within a few seconds (ttl 2 s + election); every row the replicas had received is there;
+// the old node, restarted, rewinds and streams from the new primary.
+TEST_F(AgentCluster, HostCrashFailsOverAndTheOldPrimaryRejoins) {
+  size_t p = WaitHealthy(seconds(30));
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(Write(p, "before-crash", 50), 50);
+  ASSERT_TRUE(WaitReplicated(p, seconds(10)));
+  // Rows acknowledged in the last instant may be lost in async mode (<= 1 MB of WAL): counted.
+  const int last_instant = Write(p, "last-instant", 5);
+  const auto t0 = Clock::now();
+  c().KillAgent(p);
+  c().KillPostgres(p);
+  std::optional<size_t> np;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        np = c().Primary();
+        if (!np || *np == p) return false;
+        auto w = c().Sql(*np, "INSERT INTO t(tag) VALUES ('first-after-crash')");
+        return w.has_value();
+      },
+      seconds(20)))
+      << "no new primary";
+  const auto outage = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+  std::cerr << "host crash: " << c().node(*np).name << " accepted a write " << outage
+            << " ms after the crash; last-instant rows kept: " << Count(*np, "last-instant")
+            << "/" << last_instant << "\n";
+  EXPECT_LT(outage, 10000);
+  EXPECT_EQ(Count(*np, "before-crash"), 50);
+
+  ASSERT_TRUE(c().StartAgent(p));
+  size_t np2 = WaitHealthy(seconds(60));
+  ASSERT_FALSE(HasFailure());
+  EXPECT_EQ(np2, *np);
+  auto rec = c().SqlValue(p, "SELECT pg_is_in_recovery()");
+  EXPECT_TRUE(rec && *rec == "t");
+  EXPECT_EQ(Write(np2, "after-rejoin", 3), 3);
+  ASSERT_TRUE(WaitReplicated(np2, seconds(10)));
+  EXPECT_EQ(Count(p, "after-rejoin"), 3);
+}
+
+// A freeze (SIGSTOP of the primary's agent and PostgreSQL) longer than ttl: the others elect a
+// new primary; when the old one resumes it must never accept a write again, and it ends up as
+// a replica of the new primary. Rows acknowledged by the new primary are never lost.
+TEST_F(AgentCluster, FrozenPrimaryNeverAcceptsWritesAfterResuming) {
+  size_t p = WaitHealthy(seconds(30));
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(Write(p, "before-freeze", 20), 20);
+  ASSERT_TRUE(WaitReplicated(p, seconds(10)));
+  c().FreezeAgent(p);
+  c().FreezePostgres(p);
+  c().node(p).frozen = true;
+  std::optional<size_t> np;
+  const bool elected = ClusterHarness::WaitFor(
+      [&] {
+        np = c().Primary();
+        return np && *np != p;
+      },
+      seconds(20));
+  int acked_by_new = 0;
+  if (elected) acked_by_new = Write(*np, "new-primary", 20);
+  // Resume: the agent first (as after a VM pause both resume; the agent's fence check runs
+  // before anything else), then PostgreSQL.
+  c().ThawAgent(p);
+  c().ThawPostgres(p);
+  c().node(p).frozen = false;
+  ASSERT_TRUE(elected) << "no new primary while the old one was frozen";
+  ASSERT_EQ(acked_by_new, 20);
+  std::this_thread::sleep_for(milliseconds(300));
+  // A writer against the old primary's port, for 3 s after it resumed: every write must fail.
+  int old_writes = 0;
+  const auto until = Clock::now() + seconds(3);
+  while (Clock::now() < until) {
+    auto w = c().Sql(p, "INSERT INTO t(tag) VALUES ('old-primary-after-resume')",
+                     milliseconds(500));
+    if (w) ++old_writes;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(old_writes, 0) << "the resumed old primary accepted writes";
+  size_t np2 = WaitHealthy(seconds(60));
+  ASSERT_FALSE(HasFailure());
+  EXPECT_EQ(np2, *np);
+  EXPECT_EQ(Count(np2, "new-primary"), 20);
+  EXPECT_EQ(Count(np2, "before-freeze"), 20);
+  EXPECT_EQ(Count(np2, "old-primary-after-resume"), 0);
+}
+
+// etcd goes away: the primary cannot renew its lease and stops accepting writes within ttl;
+// when etcd returns the cluster recovers to one primary and two streaming replicas.
+TEST_F(AgentCluster, LossOfEtcdDemotesThePrimaryAndTheClusterRecovers) {
+  size_t p = WaitHealthy(seconds(30));
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(Write(p, "before-etcd-loss", 10), 10);
+  ASSERT_TRUE(WaitReplicated(p, seconds(10)));
+  const auto t0 = Clock::now();
+  c().etcd().Kill();
+  // Writes must stop within ttl (2 s) of the last renewal; allow some slack for the check.
+  bool stopped = ClusterHarness::WaitFor(
+      [&] { return !c().Sql(p, "INSERT INTO t(tag) VALUES ('during-etcd-loss')",
+                            milliseconds(300)); },
+      seconds(4));
+  const auto demoted_after = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+  std::cerr << "etcd loss: writes stopped " << demoted_after << " ms after etcd died\n";
+  EXPECT_TRUE(stopped);
+  EXPECT_LT(demoted_after, 2500);
+  // Nobody accepts writes while etcd is down.
+  std::this_thread::sleep_for(seconds(1));
+  for (size_t i = 0; i < c().size(); ++i) {
+    EXPECT_FALSE(c().Sql(i, "INSERT INTO t(tag) VALUES ('no-etcd')", milliseconds(300)))
+        << c().node(i).name;
+  }
+  auto r = c().etcd().Start();
+  ASSERT_TRUE(r) << r.error().ToString();
+  size_t np = WaitHealthy(seconds(60));
+  ASSERT_FALSE(HasFailure());
+  EXPECT_EQ(Count(np, "before-etcd-loss"), 10);
+  EXPECT_EQ(Write(np, "after-etcd-returns", 3), 3);
 }
 
 }  // namespace
