@@ -87,7 +87,10 @@ Result<bool> EtcdWatch::Pump(SteadyTime deadline) {
     auto handled = Handle(line);
     if (!handled) {
       if (handled.error().code == ErrorCode::kCompacted) {
+        // Reported once by Next(); then the watch goes on from the compaction revision,
+        // the oldest one etcd still has.
         compacted_ = handled.error();
+        if (compact_revision_ > 0) next_revision_ = compact_revision_;
         stream_.Close();
         partial_.clear();
       } else {
@@ -109,6 +112,7 @@ Result<void> EtcdWatch::Handle(std::string_view line) {
   if (!msg) return Fail(msg.error());
   header_revision_ = std::max(header_revision_, msg->header_revision);
   if (msg->compact_revision > 0) {
+    compact_revision_ = msg->compact_revision;
     return Fail(ErrorCode::kCompacted,
                 "etcd watch of '" + prefix_ + "' from revision " + std::to_string(next_revision_) +
                     ": history compacted up to revision " + std::to_string(msg->compact_revision));
@@ -151,14 +155,11 @@ Result<WatchBatch> EtcdWatch::Next(Duration timeout) {
       return Fail(std::move(e));
     }
     if (compacted_) {
-      over_ = true;
       Error e = std::move(*compacted_);
       compacted_.reset();
       return Fail(std::move(e));
     }
-    if (over_ || cancelled_) {
-      return Fail(ErrorCode::kCancelled, "watch of '" + prefix_ + "' is over");
-    }
+    if (cancelled_) return Fail(ErrorCode::kCancelled, "watch of '" + prefix_ + "' was cancelled");
     if (SteadyClock::now() >= deadline) break;
     if (!stream_.is_open()) {
       const SteadyTime now = SteadyClock::now();

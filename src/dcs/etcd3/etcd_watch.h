@@ -49,9 +49,9 @@ class EtcdWatch final : public Watch {
   HttpStream stream_;
   std::string partial_;             // bytes of an incomplete line
   std::vector<WatchEvent> ready_;   // parsed, not delivered yet
-  std::optional<Error> compacted_;  // to report once; the watch is over after that
+  std::optional<Error> compacted_;  // to report once; then resume from compact_revision_
+  Revision compact_revision_ = 0;
   std::optional<Error> corrupt_;    // a bad message seen by Start(), reported by Next()
-  bool over_ = false;
   int failures_in_a_row_ = 0;
   SteadyTime retry_at_{};
   std::atomic<bool> cancelled_{false};

@@ -40,7 +40,7 @@ struct MemoryDcsWatcher {
   std::string prefix;
   std::deque<WatchEvent> queue;
   bool compacted = false;  // to be reported by the next Next()
-  bool ended = false;      // cancelled, or compaction already reported
+  bool ended = false;      // cancelled
 };
 
 struct MemoryDcs::State {
@@ -226,16 +226,20 @@ struct MemoryDcs::State {
 
   void AddWatcher(const std::shared_ptr<MemoryDcsWatcher>& w, Revision start) {
     if (start <= 0) start = revision + 1;
+    watchers.push_back(w);
     if (start < history_floor) {
       w->compacted = true;
       return;
     }
+    Replay(*w, start);
+  }
+
+  void Replay(MemoryDcsWatcher& w, Revision start) {
     for (const auto& ev : history) {
-      if (ev.kv.mod_revision >= start && KeyMatches(ev.kv.key, w->prefix, true)) {
-        w->queue.push_back(ev);
+      if (ev.kv.mod_revision >= start && KeyMatches(ev.kv.key, w.prefix, true)) {
+        w.queue.push_back(ev);
       }
     }
-    watchers.push_back(w);
   }
 };
 
@@ -265,11 +269,15 @@ class MemoryWatch final : public Watch {
       return Fail(ErrorCode::kCancelled, "watch of '" + watcher_->prefix + "' was cancelled");
     }
     if (watcher_->compacted) {
-      watcher_->ended = true;
+      // Reported once; the watch goes on from the oldest revision still in the history.
+      const Revision floor = state_->history_floor;
+      watcher_->compacted = false;
+      watcher_->queue.clear();
+      state_->Replay(*watcher_, floor);
       return Fail(ErrorCode::kCompacted,
                   "watch of '" + watcher_->prefix +
-                      "': the requested revision has been compacted (history starts at " +
-                      std::to_string(state_->history_floor) + ")");
+                      "': the requested revision has been compacted; resuming from revision " +
+                      std::to_string(floor));
     }
     WatchBatch batch;
     batch.events.assign(std::make_move_iterator(watcher_->queue.begin()),

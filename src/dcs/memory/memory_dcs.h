@@ -17,9 +17,10 @@
 //    before them; two puts of one key in one branch are kInvalidArgument, as in etcd.
 //  - Watches: prefix watches from a start revision (0: from the next revision), fed from a
 //    bounded event history. A start revision below the compaction point (Compact(), or the
-//    oldest event still kept) makes the first Next() return kCompacted, after which the watch
-//    is over (kCancelled). A watcher that falls more than `history_limit` events behind is
-//    also reported kCompacted, like etcd would after a compaction.
+//    oldest event still kept) makes the next Next() return kCompacted once; the watch then goes
+//    on from the oldest revision still kept (the caller re-reads the state and ignores events
+//    at or below the revision of that read). A watcher that falls more than `history_limit`
+//    events behind is treated the same way, as etcd would after a compaction.
 //
 // Thread-safety: every method may be called from any thread (one mutex). Watches keep the
 // store's state alive, so a Watch may outlive its MemoryDcs (it then reports kCancelled).
