@@ -225,8 +225,12 @@ class Postgres {
   // Clones `source_conninfo`'s cluster into the (absent or empty) data directory with
   // pg_basebackup -X stream --checkpoint=fast. The copy is then ready for ConfigureStandby.
   virtual Result<void> BaseBackup(const std::string& source_conninfo, Duration timeout) = 0;
-  // Rewinds the stopped data directory to follow `source_conninfo` (pg_rewind). A target that
-  // crashed first gets crash recovery (single-user mode). The local config files are kept.
+  // Rewinds the stopped data directory to follow `source_conninfo` (pg_rewind; the source
+  // must be reachable as a superuser with a dbname). A target that crashed is first brought
+  // to a clean shutdown (a primary: single-user crash recovery; a standby: start + stop as a
+  // standby). A source promoted moments ago gets a CHECKPOINT first (its pg_control still
+  // names the old timeline otherwise). This node's config files are kept. Afterwards:
+  // ConfigureStandby + Start.
   virtual Result<RewindResult> Rewind(const std::string& source_conninfo, Duration timeout) = 0;
 
   // --- SQL ----------------------------------------------------------------------------------
