@@ -102,7 +102,9 @@ void ReadDynamicConfig(MapReader& m, DynamicConfig* out) {
 
   {
     MapReader pg = m.Child("postgresql");
-    pg.StringMap("parameters", &out->postgresql.parameters);
+    if (pg.StringMap("parameters", &out->postgresql.parameters)) {
+      WarnManagedParameters(pg, "parameters", out->postgresql.parameters);
+    }
     pg.Bool("use_pg_rewind", &out->postgresql.use_pg_rewind);
     pg.Bool("use_slots", &out->postgresql.use_slots);
     pg.StringList("pg_hba", &out->postgresql.pg_hba);

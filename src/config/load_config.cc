@@ -387,7 +387,8 @@ void ReadPostgresql(MapReader& root, Config* c) {
     if (read_role("rewind", &rewind)) pg.authentication.rewind = rewind;
     auth.Finish();
   }
-  m.StringMap("parameters", &pg.parameters);
+  if (m.StringMap("parameters", &pg.parameters))
+    WarnManagedParameters(m, "parameters", pg.parameters);
   m.StringList("pg_hba", &pg.pg_hba);
   m.Bool("use_pg_rewind", &pg.use_pg_rewind);
   m.Bool("use_slots", &pg.use_slots);

@@ -396,6 +396,16 @@ void MapReader::Finish() {
   }
 }
 
+void WarnManagedParameters(MapReader& m, std::string_view key,
+                           const std::map<std::string, std::string>& params) {
+  for (const char* managed : {"listen_addresses", "port"}) {
+    if (params.count(managed) == 0) continue;
+    std::string path = m.PathOf(key) + "." + managed;
+    m.diag().Warning(m.diag().MarkOf(path), path,
+                     "ignored: pgwarden sets it from postgresql.listen");
+  }
+}
+
 std::string SuggestKey(std::string_view word, const std::set<std::string>& candidates) {
   std::string w = Lower(word);
   size_t limit = w.size() <= 4 ? 1 : (w.size() <= 9 ? 2 : 3);

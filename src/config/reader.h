@@ -141,6 +141,11 @@ class MapReader {
 // The closest of `candidates` to `word` when it is a plausible typo of it, else "".
 std::string SuggestKey(std::string_view word, const std::set<std::string>& candidates);
 
+// Warns about PostgreSQL parameters that pgwarden sets itself (listen_addresses and port come
+// from postgresql.listen), read by `m.StringMap(key, ...)` into `params`.
+void WarnManagedParameters(MapReader& m, std::string_view key,
+                           const std::map<std::string, std::string>& params);
+
 // Reads the dynamic settings (bootstrap.dcs or the etcd JSON) into *out.
 void ReadDynamicConfig(MapReader& m, DynamicConfig* out);
 

@@ -285,6 +285,17 @@ TEST(LoadConfig, DeprecatedUsersAndNearMissTagsWarn) {
                           "pgwarden's tag `nofailover`?"));
 }
 
+TEST(LoadConfig, ParametersPgwardenSetsItselfWarn) {
+  LoadedConfig loaded =
+      Load(With("  parameters:\n"          // 10
+                "    port: 5433\n"         // 11
+                "    work_mem: 64MB\n"));  // 12
+  EXPECT_THAT(loaded.warnings,
+              ElementsAre("node.yml:11:5: postgresql.parameters.port: ignored: pgwarden sets it "
+                          "from postgresql.listen"));
+  EXPECT_EQ(loaded.config.postgresql.parameters.at("work_mem"), "64MB");
+}
+
 // ---- Every kind of error -------------------------------------------------------------------
 
 TEST(ConfigErrors, UnknownKeyWithSuggestion) {
