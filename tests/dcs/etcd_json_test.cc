@@ -127,6 +127,15 @@ TEST(ParseTest, KeepAliveAndTimeToLive) {
   EXPECT_EQ(ParseKeepAliveResponse(R"({"result":{"header":{},"ID":"42"}})", 42).error().code,
             ErrorCode::kNotFound);
   EXPECT_EQ(ParseKeepAliveResponse("oops", 42).error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(
+      ParseKeepAliveResponse(
+          R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}})", 42)
+          .error()
+          .code,
+      ErrorCode::kUnavailable);
+  EXPECT_EQ(
+      ParseWatchMessage(R"({"error":{"grpc_code":4,"message":"context deadline"}})").error().code,
+      ErrorCode::kTimeout);
   auto ttl = ParseTimeToLiveResponse(R"({"header":{"revision":"2"},"ID":"1","TTL":"-1"})");
   ASSERT_TRUE(ttl);
   EXPECT_EQ(ttl->ttl, std::chrono::seconds(-1));

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -360,12 +361,16 @@ Result<LeaseGrant> ParseLeaseGrantResponse(std::string_view body) {
 Result<std::chrono::seconds> ParseKeepAliveResponse(std::string_view body, LeaseId id) {
   // A streaming call: the body holds one {"result": {...}} per line; the first one counts.
   std::string_view first = body.substr(0, body.find('\n'));
+  auto stream_error = Guard<std::optional<Error>>("lease keep-alive", body, [&] {
+    json doc = ParseObject(first);
+    auto it = doc.find("error");
+    if (it == doc.end()) return std::optional<Error>();
+    return std::optional<Error>(ErrorFromStatus(200, it->dump(), "lease keep-alive"));
+  });
+  if (!stream_error) return Fail(stream_error.error());
+  if (*stream_error) return Fail(**stream_error);
   auto parsed = Guard<std::pair<int64_t, int64_t>>("lease keep-alive", body, [&] {
     json doc = ParseObject(first);
-    if (doc.contains("error")) {
-      const json& err = GetObject(doc, "error");
-      throw Malformed("stream error: " + GetString(err, "message"));
-    }
     const json& result = GetObject(doc, "result");
     if (result.empty()) throw Malformed("no result");
     return std::make_pair(GetInt(result, "ID"), GetInt(result, "TTL"));
@@ -447,8 +452,11 @@ Error ErrorFromStatus(int http_status, std::string_view body, std::string_view w
       } else if (doc.contains("error") && doc["error"].is_string()) {
         message = doc["error"].get<std::string>();
       }
-      if (doc.contains("code") && doc["code"].is_number_integer()) {
-        grpc_code = doc["code"].get<int64_t>();
+      // An error answer has "code"; an error inside a stream has "grpc_code".
+      for (const char* field : {"code", "grpc_code"}) {
+        if (doc.contains(field) && doc[field].is_number_integer()) {
+          grpc_code = doc[field].get<int64_t>();
+        }
       }
     }
   } catch (const std::exception&) {
