@@ -41,9 +41,26 @@ Result<Node> FromYaml(const YAML::Node& y, std::string_view source, int depth) {
         n.items.push_back(std::move(*child));
       }
       break;
-    case YAML::NodeType::Map:
+    case YAML::NodeType::Map: {
       n.kind = Node::Kind::kMap;
+      // YAML merge keys (`<<: *anchor`, `<<: [*a, *b]`): yaml-cpp leaves them to us. Keys given
+      // in the map itself win; among merged maps the first wins.
+      std::vector<YAML::Node> merges;
       for (auto it = y.begin(); it != y.end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == "<<" && it->first.Tag() != "!") {
+          if (it->second.IsMap()) {
+            merges.push_back(it->second);
+            continue;
+          }
+          if (it->second.IsSequence()) {
+            bool all_maps = true;
+            for (const YAML::Node& m : it->second) all_maps = all_maps && m.IsMap();
+            if (all_maps) {
+              for (const YAML::Node& m : it->second) merges.push_back(m);
+              continue;
+            }
+          }
+        }
         MapEntry entry;
         entry.key_mark = FromYamlMark(it->first.Mark());
         if (it->first.IsScalar()) {
@@ -59,7 +76,15 @@ Result<Node> FromYaml(const YAML::Node& y, std::string_view source, int depth) {
         entry.value = std::make_unique<Node>(std::move(*child));
         n.entries.push_back(std::move(entry));
       }
+      for (const YAML::Node& merged : merges) {
+        Result<Node> m = FromYaml(merged, source, depth + 1);
+        if (!m) return m;
+        for (MapEntry& e : m->entries) {
+          if (n.Find(e.key) == nullptr) n.entries.push_back(std::move(e));
+        }
+      }
       break;
+    }
   }
   return n;
 }

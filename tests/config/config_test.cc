@@ -296,6 +296,18 @@ TEST(LoadConfig, ParametersPgwardenSetsItselfWarn) {
   EXPECT_EQ(loaded.config.postgresql.parameters.at("work_mem"), "64MB");
 }
 
+TEST(LoadConfig, YamlAnchorsAndMergeKeys) {
+  LoadedConfig loaded =
+      Load(With("  authentication:\n"
+                "    superuser: &su {username: postgres, password: s3cret}\n"
+                "    rewind:\n"
+                "      <<: *su\n"
+                "      username: rewinder\n"));
+  ASSERT_TRUE(loaded.config.postgresql.authentication.rewind.has_value());
+  EXPECT_EQ(*loaded.config.postgresql.authentication.rewind, (Credentials{"rewinder", "s3cret"}));
+  EXPECT_THAT(loaded.warnings, ::testing::IsEmpty());
+}
+
 // ---- Every kind of error -------------------------------------------------------------------
 
 TEST(ConfigErrors, UnknownKeyWithSuggestion) {
