@@ -305,7 +305,12 @@ Result<void> LocalPostgres::InitDb(const InitDbOptions& init) {
                                    "--auth-host=" + init.auth_host,
                                    "--encoding=" + init.encoding.value_or("UTF8"),
                                    "--locale=" + init.locale.value_or("C")};
-  // The password goes through a file (never argv) readable by the OS user only.
+  // The password goes through a file (never argv) readable by the OS user only; initdb reads
+  // its first line.
+  if (options_.superuser.password.find_first_of("\r\n") != std::string::npos) {
+    CleanFailedDataDir(created);
+    return Fail(ErrorCode::kInvalidArgument, "the superuser password contains a line break");
+  }
   std::string pwfile;
   if (!options_.superuser.password.empty()) {
     char tmpl[] = "/tmp/pgwarden-pwfile-XXXXXX";

@@ -89,6 +89,15 @@ TEST(PostgresIntegration, BaseBackupFromUnreachableSourceFailsAndCleansUp) {
   ASSERT_FALSE(start);
   EXPECT_EQ(start.error().code, ErrorCode::kFailed);
   EXPECT_THAT(start.error().message, HasSubstr("no PostgreSQL cluster"));
+
+  // initdb never touches a directory that has something in it.
+  std::filesystem::create_directories(node.options().data_dir);
+  ASSERT_OK(WriteFileAtomically(node.options().data_dir + "/precious", "x", 0600));
+  auto init = node.pg().InitDb({});
+  ASSERT_FALSE(init);
+  EXPECT_EQ(init.error().code, ErrorCode::kFailed);
+  EXPECT_THAT(init.error().message, HasSubstr("not empty"));
+  EXPECT_TRUE(std::filesystem::exists(node.options().data_dir + "/precious"));
 }
 
 // Configuration writes, reload vs restart, stop escalation, status of a stopped server.
