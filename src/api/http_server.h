@@ -106,7 +106,8 @@ class HttpServer {
   // kUnavailable when the address cannot be bound. Call once.
   Result<void> Start();
   // Closes the listener and every connection and joins the thread. Idempotent; a response
-  // delivered after Stop() is dropped.
+  // delivered after Stop() is dropped. Must not be called from a handler (it joins the server
+  // thread).
   void Stop();
 
   // The bound port (useful with port 0); 0 before Start().
