@@ -4,6 +4,8 @@
 
 #include "agent/command.h"
 
+#include "cli/commands.h"
+
 int main(int argc, char** argv) {
   CLI::App app{
       "pgwarden: high availability for PostgreSQL.\n"
@@ -14,10 +16,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   pgwarden::agent::RegisterCommand(app);
   app.footer("Run `pgwarden <command> --help` for the options of a command.");
+  pgwarden::cli::RegisterCommands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (app.get_subcommands().empty()) {
     std::fputs(app.help().c_str(), stdout);
+    return 0;
   }
-  return 0;
+  return pgwarden::cli::CommandExitStatus();
 }

@@ -1,0 +1,47 @@
+// The operator's view of a cluster: the rows of `pgwarden list`, derived from a ClusterView
+// (pure), and their rendering as a table (like `patronictl list`) or as JSON.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+
+namespace pgwarden::cli {
+
+struct MemberRow {
+  std::string member;
+  std::string host;   // host:port from the member's conn_url
+  std::string role;   // "Leader", "Sync Standby", "Replica" (patronictl's words)
+  std::string state;  // "running", "streaming", "stopped", "starting", "crashed", ...
+  uint32_t timeline = 0;
+  std::optional<uint64_t> lag_bytes;  // replicas: behind the leader's last known position
+  std::string tags;                   // "nofailover, noloadbalance" ...
+};
+
+struct ClusterTable {
+  std::string scope;
+  std::string system_identifier;  // from `initialize`
+  std::vector<MemberRow> rows;    // sorted by member name
+  std::string pending;            // a scheduled or pending switchover/failover, if any
+};
+
+// Rows for every member in `view`. Lag is measured against the leader's `status` optime (or the
+// leader member's current position when `status` is missing).
+ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView& view);
+
+// "host:port" from "postgres://user@host:port/db?..." (or the input unchanged when it does not
+// look like a URL).
+std::string HostFromConnUrl(const std::string& conn_url);
+
+// patronictl-style table:
+// + Cluster: demo (7312345678901234567) --+---------+----+-----------+
+// | Member | Host           | Role    | State     | TL | Lag in MB |
+std::string RenderTable(const ClusterTable& table);
+// [{"Cluster": "...", "Member": "...", "Host": ..., "Role": ..., "State": ..., "TL": ...,
+//   "Lag in MB": ...}, ...] (patronictl list -f json's field names).
+std::string RenderJson(const ClusterTable& table);
+
+}  // namespace pgwarden::cli

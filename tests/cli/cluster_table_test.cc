@@ -1,0 +1,91 @@
+#include "cli/cluster_table.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace pgwarden::cli {
+namespace {
+
+core::Member MakeMember(const std::string& name, core::MemberRole role, int port, Lsn pos) {
+  core::Member m;
+  m.name = MemberName(name);
+  m.role = role;
+  m.state = core::PgState::kRunning;
+  m.conn_url = "postgres://replicator@127.0.0.1:" + std::to_string(port) + "/postgres";
+  m.api_url = "http://127.0.0.1:80" + std::to_string(port % 100) + "/patroni";
+  m.timeline = Timeline(2);
+  if (role == core::MemberRole::kPrimary) {
+    m.current_lsn = pos;
+  } else {
+    m.received_lsn = pos;
+    m.replayed_lsn = pos;
+  }
+  return m;
+}
+
+core::ClusterView ThreeMembers() {
+  core::ClusterView view;
+  view.initialize = "7312345678901234567";
+  view.leader = core::LeaderKey{MemberName("n1"), 7, 10, 10};
+  view.status = core::LeaderStatus{Lsn(64ull << 20)};
+  view.members[MemberName("n1")] = MakeMember("n1", core::MemberRole::kPrimary, 5432, Lsn(64ull << 20));
+  view.members[MemberName("n2")] = MakeMember("n2", core::MemberRole::kReplica, 5433, Lsn(64ull << 20));
+  view.members[MemberName("n3")] = MakeMember("n3", core::MemberRole::kReplica, 5434, Lsn(32ull << 20));
+  view.sync = core::SyncState{MemberName("n1"), {MemberName("n2")}, 3};
+  return view;
+}
+
+TEST(ClusterTable, RolesStatesAndLagAgainstTheLeaderPosition) {
+  auto table = BuildClusterTable("demo", ThreeMembers());
+  ASSERT_EQ(table.rows.size(), 3u);
+  EXPECT_EQ(table.rows[0].role, "Leader");
+  EXPECT_EQ(table.rows[0].state, "running");
+  EXPECT_FALSE(table.rows[0].lag_bytes.has_value());
+  EXPECT_EQ(table.rows[1].role, "Sync Standby");
+  EXPECT_EQ(table.rows[1].state, "streaming");
+  EXPECT_EQ(table.rows[1].lag_bytes, 0u);
+  EXPECT_EQ(table.rows[2].role, "Replica");
+  EXPECT_EQ(table.rows[2].lag_bytes, 32ull << 20);
+  EXPECT_EQ(table.rows[2].host, "127.0.0.1:5434");
+  EXPECT_EQ(table.rows[0].timeline, 2u);
+}
+
+TEST(ClusterTable, StoppedMemberAndPendingSwitchoverAreShown) {
+  auto view = ThreeMembers();
+  view.members[MemberName("n3")].state = core::PgState::kStopped;
+  view.failover = core::FailoverRequest{MemberName("n1"), MemberName("n2"), std::nullopt, 5};
+  auto table = BuildClusterTable("demo", view);
+  EXPECT_EQ(table.rows[2].state, "stopped");
+  EXPECT_EQ(table.pending, "Switchover from n1 to n2");
+  std::string text = RenderTable(table);
+  EXPECT_NE(text.find("Cluster: demo (7312345678901234567)"), std::string::npos) << text;
+  EXPECT_NE(text.find("| n2     | 127.0.0.1:5433 | Sync Standby | streaming |  2 |         0 |"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("Switchover from n1 to n2"), std::string::npos);
+}
+
+TEST(ClusterTable, JsonUsesPatronictlFieldNames) {
+  auto json = nlohmann::json::parse(RenderJson(BuildClusterTable("demo", ThreeMembers())));
+  ASSERT_EQ(json.size(), 3u);
+  EXPECT_EQ(json[0]["Member"], "n1");
+  EXPECT_EQ(json[0]["Role"], "Leader");
+  EXPECT_EQ(json[2]["Lag in MB"], 32.0);
+  EXPECT_EQ(json[1]["Cluster"], "demo");
+}
+
+TEST(ClusterTable, HostFromConnUrl) {
+  EXPECT_EQ(HostFromConnUrl("postgres://u:p@10.0.0.1:5432/db?sslmode=require"), "10.0.0.1:5432");
+  EXPECT_EQ(HostFromConnUrl("postgresql://127.0.0.1:6000"), "127.0.0.1:6000");
+  EXPECT_EQ(HostFromConnUrl("host=a port=1"), "host=a port=1");
+}
+
+TEST(ClusterTable, EmptyClusterRendersHeaderOnly) {
+  core::ClusterView view;
+  auto text = RenderTable(BuildClusterTable("empty", view));
+  EXPECT_NE(text.find("Member"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pgwarden::cli
