@@ -214,6 +214,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Begin();
   void Release();  // kHeld -> kConnecting
+  // kConnecting on the primary port, and the primary went away: back to the hold queue
+  // (nothing has been sent to the old primary yet, so nothing is lost).
+  void Rehold();
   void Close();
 
   SessionState state() const { return state_; }
@@ -296,6 +299,18 @@ void Session::Hold() {
     ++self->loop_.counters_.hold_timeouts;
     self->Close();
   });
+}
+
+void Session::Rehold() {
+  ++attempt_;  // the pending connect / resolve / timer handlers become stale
+  if (counted_) loop_.CountDown(target_->backend.name.str());
+  counted_ = false;
+  target_.reset();
+  error_code ignored;
+  upstream_.close(ignored);
+  --loop_.active_;
+  next_candidate_ = 0;
+  Hold();
 }
 
 void Session::Release() {
@@ -804,6 +819,10 @@ void Loop::Reevaluate(bool topology_changed) {
     // Closing never destroys a session synchronously (its handlers own it), so the raw
     // pointers stay valid through this loop.
     for (Session* s : doomed) {
+      if (s->role() == Role::kPrimary && s->state() == SessionState::kConnecting) {
+        s->Rehold();
+        continue;
+      }
       ++counters_.closed_by_topology;
       s->Close();
     }

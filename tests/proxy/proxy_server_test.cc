@@ -539,6 +539,28 @@ TEST_F(ProxyTest, ConnectTimeoutOnABlackHoleFailsOverToTheNext) {
   EXPECT_GE(proxy_->GetStatus().counters.upstream_connect_timeouts, 1u);
 }
 
+TEST_F(ProxyTest, PrimaryConnectInProgressIsReheldWhenThePrimaryChanges) {
+  uint16_t hole_port = 0;
+  Fd hole = Listen(0, &hole_port);
+  Fd filler(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+  sockaddr_in addr = Loopback(hole_port);
+  ::connect(filler.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  std::this_thread::sleep_for(50ms);
+  Upstream b("b");
+  ProxyOptions o = TestOptions();
+  o.connect_timeout = 5000ms;
+  StartProxy(o);
+  Publish(Backend{MemberName("old"), Endpoint{"127.0.0.1", hole_port}, 0, false});
+  Fd fd = Connect(Port(Role::kPrimary));  // its upstream connect hangs on the black hole
+  EXPECT_TRUE(WaitStatus([](const ProxyStatus& s) { return s.active_sessions == 1; }));
+  const auto t0 = TestClock::now();
+  Publish(b.backend());
+  // Nothing reached the old primary, so the client is not closed but sent to the new one.
+  EXPECT_EQ(ReadLine(fd.get()).value_or(""), "b");
+  EXPECT_LT(TestClock::now() - t0, 1000ms);
+  EXPECT_EQ(proxy_->GetStatus().counters.closed_by_topology, 0u);
+}
+
 TEST_F(ProxyTest, FrozenUpstreamCostsOnlyItsOwnSessions) {
   Upstream a("a");
   Upstream frozen("frozen", Upstream::Mode::kFrozen);
