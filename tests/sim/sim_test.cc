@@ -77,6 +77,26 @@ TEST(SimTest, RandomFaultsThreeMembers) {
   }
 }
 
+// The failover time after a primary's host crashes, with a 2 s lease: the election is event
+// driven (watch), one probe round and one CAS, so the median stays within 3 s.
+TEST(SimTest, FailoverAfterAHostCrashWithTwoSecondTtl) {
+  SimOptions o;
+  o.members = 3;
+  o.ttl = seconds(2);
+  std::vector<Duration> failovers;
+  RunSeeds("FailoverAfterAHostCrashWithTwoSecondTtl", o, 500000,
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 5), &failovers);
+  ASSERT_FALSE(failovers.empty());
+  std::sort(failovers.begin(), failovers.end());
+  const Duration median = failovers[failovers.size() / 2];
+  std::cout
+      << "failover after a primary crash (ttl 2 s): n=" << failovers.size()
+      << " median=" << std::chrono::duration_cast<milliseconds>(median).count() << " ms p90="
+      << std::chrono::duration_cast<milliseconds>(failovers[failovers.size() * 9 / 10]).count()
+      << " ms\n";
+  EXPECT_LE(median, seconds(3));
+}
+
 TEST(SimTest, RandomFaultsFiveMembers) {
   SimOptions o;
   o.members = 5;

@@ -17,8 +17,6 @@ struct Overloaded : Ts... {
   using Ts::operator()...;
 };
 
-constexpr seconds kTtl(3);
-
 // One member: its PostgreSQL, its faults, and the shell state of its agent.
 struct Shell {
   MemberName name;
@@ -72,10 +70,10 @@ class Simulation {
       c.name = m->name;
       c.api_url = "http://" + m->name.str() + ":8008/patroni";
       c.conn_url = "postgres://" + m->name.str() + ":5432/postgres";
-      c.ttl = kTtl;
+      c.ttl = o.ttl;
+      c.fence_margin = o.ttl >= seconds(3) ? milliseconds(1000) : milliseconds(500);
       c.loop_wait = milliseconds(500);
       c.retry_timeout = milliseconds(1000);
-      c.fence_margin = milliseconds(1000);
       c.maximum_lag_on_failover = 1 << 20;
       c.primary_start_timeout = seconds(5);
       c.switchover_timeout = seconds(5);
@@ -201,8 +199,8 @@ class Simulation {
       case 2:
       case 3:
         if (!may_impair || m.Impaired()) return;
-        m.resume_at =
-            Now() + (Uniform() < 0.7 ? Between(kTtl, 3 * kTtl) : Between(milliseconds(200), kTtl));
+        m.resume_at = Now() + (Uniform() < 0.7 ? Between(o_.ttl, 3 * o_.ttl)
+                                               : Between(milliseconds(200), o_.ttl));
         if (Uniform() < 0.5) {
           m.freeze_after_decide = true;
           Trace(m.name.str() + " will freeze after its next decision");
@@ -214,7 +212,7 @@ class Simulation {
         if (!may_impair || m.Impaired()) return;
         m.partitioned = true;
         m.isolated = Uniform() < 0.5;
-        m.heal_at = Now() + Between(milliseconds(500), 3 * kTtl);
+        m.heal_at = Now() + Between(milliseconds(500), 3 * o_.ttl);
         m.dcs->SetPolicy(dcs::FaultPolicy{true, false, Duration::zero()});
         Trace(m.name.str() + (m.isolated ? " is isolated from etcd and its peers" : " loses etcd"));
         return;
@@ -335,7 +333,7 @@ class Simulation {
     m.next_keepalive = Now() + milliseconds(500);
     const SteadyTime sent = Now();
     if (m.lease.id == 0 || m.lease.lost) {
-      auto g = m.dcs->GrantLease(kTtl);
+      auto g = m.dcs->GrantLease(o_.ttl);
       if (g) {
         m.lease = core::LeaseFacts{g->id, sent, false};
         m.event = true;

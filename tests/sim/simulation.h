@@ -27,6 +27,9 @@ struct SimOptions {
   uint64_t seed = 1;
   int members = 3;
   Duration step = std::chrono::milliseconds(50);
+  // Lease TTL (whole seconds, as etcd's); loop_wait 0.5 s, retry_timeout 1 s, fence_margin 1 s
+  // (0.5 s below 3 s), keep-alive every 0.5 s.
+  std::chrono::seconds ttl{3};
   Duration fault_phase = std::chrono::seconds(40);   // faults are injected during this time
   Duration settle_bound = std::chrono::seconds(45);  // then the cluster must converge within
   double fault_rate_per_second = 0.15;
