@@ -10,8 +10,9 @@
 // Edge-triggered epoll hazard: Asio's reactor drops a readiness event that arrives while no
 // operation waits on the socket. A direction therefore always reads until the socket is
 // drained (short read or EAGAIN) before it waits, and reads first after every write, when
-// forwarding starts, and when a held client is released. This relies on the loop being
-// single-threaded (no other thread can consume the event between our read and our wait).
+// forwarding starts, and when a held client is released. This relies on each io_context being
+// run by one thread (no other thread can consume the event between our read and our wait):
+// there are `threads` loops, but a socket belongs to exactly one of them.
 #include "proxy/proxy_server.h"
 
 #include <netinet/in.h>
@@ -28,7 +29,6 @@
 #include <future>
 #include <list>
 #include <map>
-#include <mutex>
 #include <set>
 #include <thread>
 
