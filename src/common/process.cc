@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,11 +47,13 @@ struct Prepared {
   std::optional<OsUser> user;
   std::vector<gid_t> groups;
   std::string user_name;
+  pid_t parent_pid = 0;
 };
 
 Result<Prepared> Prepare(const Command& cmd) {
   if (cmd.argv.empty()) return Fail(ErrorCode::kInvalidArgument, "empty command");
   Prepared p;
+  p.parent_pid = getpid();
   std::map<std::string, std::string> env;
   for (char** e = environ; *e; ++e) {
     std::string_view kv(*e);
@@ -86,6 +89,10 @@ Result<Prepared> Prepare(const Command& cmd) {
 [[noreturn]] void ExecChild(const Command& cmd, const Prepared& p, int out_fd, int in_fd,
                             int err_pipe) {
   setpgid(0, 0);
+  if (cmd.die_with_parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != p.parent_pid) _exit(127);  // the parent died before prctl took effect
+  }
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -30,6 +30,10 @@ struct Command {
   std::optional<std::string> output_file;     // when set, stdout+stderr go to this file instead
                                               // of being captured (for daemons such as
                                               // postgres started by pg_ctl)
+  // SIGKILL the child when the thread that started it dies (PR_SET_PDEATHSIG), so servers a
+  // test or the demo starts cannot outlive a crash of their parent. Start such children from a
+  // thread that lives as long as they should (the main thread).
+  bool die_with_parent = false;
 };
 
 struct ProcessResult {

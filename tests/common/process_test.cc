@@ -3,7 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <fstream>
+#include <thread>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -95,6 +98,20 @@ TEST(ChildProcess, DestructorKillsAFrozenChild) {
     child->Signal(SIGSTOP);
   }
   EXPECT_NE(kill(pid, 0), 0);
+}
+
+TEST(ChildProcess, DiesWithTheThreadThatStartedIt) {
+  // A child started from a thread that exits gets SIGKILL: what keeps a crashed test's
+  // servers from running on.
+  std::optional<ChildProcess> child;
+  std::thread([&] {
+    auto spawned = ChildProcess::Spawn({.argv = {"sleep", "30"}, .die_with_parent = true});
+    ASSERT_TRUE(spawned.has_value());
+    child.emplace(std::move(*spawned));
+  }).join();
+  ASSERT_TRUE(child.has_value());
+  auto status = child->Wait(std::chrono::seconds(2));
+  EXPECT_TRUE(status.has_value()) << "the child outlived the thread that started it";
 }
 
 }  // namespace

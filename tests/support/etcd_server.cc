@@ -46,6 +46,7 @@ Result<void> EtcdServer::Start(std::chrono::milliseconds wait) {
     return Fail(ErrorCode::kInvalidArgument, "etcd " + name_ + " is already running");
   }
   Command cmd;
+  cmd.die_with_parent = true;
   cmd.argv = {"etcd",
               "--name",
               name_,
