@@ -218,6 +218,31 @@ Result<void> ClusterStore::ClearFailoverRequest(int64_t mod_revision) {
   return Fail(ErrorCode::kConflict, keys_.failover + " was replaced by a newer request");
 }
 
+Result<void> ClusterStore::WriteSync(const MemberName& me,
+                                     const std::vector<MemberName>& sync_standby,
+                                     int64_t expected_mod_revision) {
+  core::SyncState want;
+  want.leader = me;
+  want.sync_standby = sync_standby;
+  const std::string value = EncodeSync(want);
+  auto r = dcs_.Txn({Compare::ValueEquals(keys_.leader, me.str()),
+                     Compare::ModRevisionEquals(keys_.sync, expected_mod_revision)},
+                    {PutOp{keys_.sync, value, 0}}, {GetOp{keys_.sync, false}});
+  if (!r) return Fail(r.error());
+  if (r->succeeded) return Ok();
+  if (!r->ranges.empty() && !r->ranges[0].kvs.empty()) {
+    auto cur = DecodeSync(keys_.sync, r->ranges[0].kvs[0].value);
+    if (cur && cur->leader == me && cur->sync_standby == sync_standby) {
+      // Ours already (a repeated write) -- but only while we still lead.
+      auto lead = dcs_.Get(keys_.leader);
+      if (!lead) return Fail(lead.error());
+      if (!lead->kvs.empty() && lead->kvs[0].value == me.str()) return Ok();
+    }
+  }
+  return Fail(ErrorCode::kConflict, keys_.sync + ": changed since it was read, or " +
+                                        keys_.leader + " is not " + me.str());
+}
+
 Result<void> ClusterStore::RequestFailover(const core::FailoverRequest& request) {
   auto r = dcs_.Txn({Compare::Absent(keys_.failover)},
                     {PutOp{keys_.failover, EncodeFailover(request), 0}});
@@ -234,7 +259,8 @@ bool ClusterStore::IsEtcdAction(const core::Action& a) {
          std::holds_alternative<core::UpdateLeaderStatus>(a) ||
          std::holds_alternative<core::WriteMember>(a) ||
          std::holds_alternative<core::AppendHistory>(a) ||
-         std::holds_alternative<core::ClearFailoverRequest>(a);
+         std::holds_alternative<core::ClearFailoverRequest>(a) ||
+         std::holds_alternative<core::WriteSync>(a);
 }
 
 Result<void> ClusterStore::Execute(const core::Action& action, const MemberName& me,
@@ -253,6 +279,9 @@ Result<void> ClusterStore::Execute(const core::Action& action, const MemberName&
             return AppendHistory(me, a.entry, a.expected_mod_revision);
           },
           [&](const core::ClearFailoverRequest& a) { return ClearFailoverRequest(a.mod_revision); },
+          [&](const core::WriteSync& a) {
+            return WriteSync(me, a.sync_standby, a.expected_mod_revision);
+          },
           [&](const auto&) -> Result<void> {
             return Fail(ErrorCode::kInvalidArgument,
                         core::ActionName(action) + " is not an etcd action");

@@ -67,6 +67,10 @@ class ClusterStore {
   Result<void> AppendHistory(const MemberName& me, const core::HistoryEntry& entry,
                              int64_t expected_mod_revision);
   Result<void> ClearFailoverRequest(int64_t mod_revision);
+  // `sync` = {leader: me, sync_standby}, only if its mod_revision is still `expected` (0: absent)
+  // and `leader` is me. Ok when the key already holds exactly that value.
+  Result<void> WriteSync(const MemberName& me, const std::vector<MemberName>& sync_standby,
+                         int64_t expected_mod_revision);
   // For the REST API / CLI: create the `failover` request unless one exists (kConflict).
   Result<void> RequestFailover(const core::FailoverRequest& request);
 

@@ -31,6 +31,8 @@ std::string ActionName(const Action& action) {
                         [](const WriteMember&) { return "WriteMember"; },
                         [](const AppendHistory&) { return "AppendHistory"; },
                         [](const ClearFailoverRequest&) { return "ClearFailoverRequest"; },
+                        [](const WriteSync&) { return "WriteSync"; },
+                        [](const SetSynchronousStandbys&) { return "SetSynchronousStandbys"; },
                         [](const InitDb&) { return "InitDb"; },
                         [](const CloneFrom&) { return "CloneFrom"; },
                         [](const StartPostgres&) { return "StartPostgres"; },
@@ -71,10 +73,29 @@ std::string Describe(const Action& action) {
           [](const Follow& a) { return "Follow(" + a.leader.str() + ")"; },
           [](const Rewind& a) { return "Rewind(from " + a.from.str() + ")"; },
           [](const ProbePeers& a) { return "ProbePeers(" + JoinNames(a.peers) + ")"; },
+          [](const WriteSync& a) { return "WriteSync([" + JoinNames(a.sync_standby) + "])"; },
+          [](const SetSynchronousStandbys& a) {
+            return "SetSynchronousStandbys(" + SynchronousStandbyNamesValue(a) + ")";
+          },
           [](const SyncSlots& a) { return "SyncSlots(" + std::to_string(a.slots.size()) + ")"; },
           [&action](const auto&) { return ActionName(action); },
       },
       action);
+}
+
+std::string SynchronousStandbyNamesValue(const SetSynchronousStandbys& s) {
+  if (s.names.empty()) return s.strict ? "*" : "";
+  std::string out = "FIRST " + std::to_string(s.count) + " (";
+  for (size_t i = 0; i < s.names.size(); ++i) {
+    if (i) out += ",";
+    out += '"';
+    for (char c : s.names[i].str()) {
+      if (c == '"') out += '"';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + ")";
 }
 
 bool IsPostgresOperation(const Action& action) {

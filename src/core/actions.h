@@ -58,6 +58,13 @@ struct ClearFailoverRequest {
   int64_t mod_revision = 0;
 };
 
+// Write `sync` = {leader: us, sync_standby}, compare-and-swap on the mod_revision read (0: the
+// key must be absent) and while `leader` is us. Only the leader writes `sync`.
+struct WriteSync {
+  std::vector<MemberName> sync_standby;
+  int64_t expected_mod_revision = 0;
+};
+
 // --- PostgreSQL (long: carried out asynchronously) -----------------------------------------------
 
 // initdb a new cluster into the (empty) data directory.
@@ -92,6 +99,16 @@ struct Rewind {
   MemberName from;
 };
 
+// Primary: synchronous_standby_names = 'FIRST count ("a","b")' ('' with no names, '*' with no
+// names and strict) and reload. Quick; not a long operation.
+struct SetSynchronousStandbys {
+  std::vector<MemberName> names;
+  int count = 0;
+  bool strict = false;
+};
+// The value of synchronous_standby_names for `s`.
+std::string SynchronousStandbyNamesValue(const SetSynchronousStandbys& s);
+
 // --- Other --------------------------------------------------------------------------------------
 
 // Ask every named peer's REST API for its state now; the answers come in the next Observation's
@@ -106,8 +123,9 @@ struct SyncSlots {
 
 using Action =
     std::variant<ClaimBootstrap, WriteInitialize, AcquireLeader, ReleaseLeader, UpdateLeaderStatus,
-                 WriteMember, AppendHistory, ClearFailoverRequest, InitDb, CloneFrom, StartPostgres,
-                 StopPostgres, Promote, Follow, Rewind, ProbePeers, SyncSlots>;
+                 WriteMember, AppendHistory, ClearFailoverRequest, WriteSync, InitDb, CloneFrom, StartPostgres,
+                 StopPostgres, Promote, Follow, Rewind, SetSynchronousStandbys, ProbePeers,
+                 SyncSlots>;
 
 // "AcquireLeader", "StartPostgres(replica of n1)", ...
 std::string Describe(const Action& action);

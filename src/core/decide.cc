@@ -70,6 +70,9 @@ class Turn {
   std::vector<MemberName> OtherMembers() const;
   std::optional<MemberName> CloneSource() const;
   void TakeLeadership(const std::string& why);
+  void SyncReplication();
+  void ClearSyncBeforeWrites();
+  bool InSyncKey(const MemberName& name) const;
 
   const AgentMemory& mem_;
   const Observation& obs_;
@@ -297,6 +300,7 @@ bool Turn::DataDirectory() {
       }
       if (i_hold_ && lease_ok_) {
         Act(WriteInitialize{pg_.system_identifier});
+        ClearSyncBeforeWrites();
         Act(StartPostgres{StartRole::kPrimary, std::nullopt});
         LeaderOnly();
         Why("bootstrap done: registering system " + pg_.system_identifier +
@@ -383,6 +387,7 @@ void Turn::LeaderTurn() {
     Act(SyncSlots{slots});
     if (v.failover && SwitchoverTurn()) return;
     Why("leader: primary running, lease renewed");
+    SyncReplication();
     return;
   }
   if (mem_.switchover && !pg_.Running()) {
@@ -405,6 +410,7 @@ void Turn::LeaderTurn() {
     // A replica that won the race, and whose promotion has not happened yet (or failed).
     d_.leader = true;
     if (v.failover) Act(ClearFailoverRequest{v.failover->mod_revision});
+    ClearSyncBeforeWrites();
     Act(Promote{});
     Why("leader key held: promoting");
     return;
@@ -415,6 +421,7 @@ void Turn::LeaderTurn() {
   }
   d_.leader = true;
   if (pg_.role == PgRole::kPrimary) {
+    ClearSyncBeforeWrites();
     Act(StartPostgres{StartRole::kPrimary, std::nullopt});
     Why("leader whose PostgreSQL is down: restarting it as primary");
   } else {
@@ -448,6 +455,9 @@ bool Turn::SwitchoverTurn() {
         Ineligibility(m.tags, m.state == PgState::kRunning && m.role == MemberRole::kReplica,
                       std::max(m.received_lsn, m.replayed_lsn), v, cfg_);
     if (m.name == cfg_.name) why = "it is the leader";
+    if (why.empty() && cfg_.synchronous_mode && !InSyncKey(m.name)) {
+      why = "synchronous_mode is on and it is not a synchronous standby (not listed in sync)";
+    }
     return why;
   };
   if (req.candidate) {
@@ -486,6 +496,7 @@ void Turn::SwitchoverStoppedTurn() {
   if (now_ >= sw.deadline) {
     d_.next.switchover.reset();
     if (v.failover) Act(ClearFailoverRequest{v.failover->mod_revision});
+    ClearSyncBeforeWrites();
     Act(StartPostgres{StartRole::kPrimary, std::nullopt});
     d_.leader = true;
     Why("switchover timed out: no candidate caught up; starting again as primary");
@@ -499,6 +510,7 @@ void Turn::SwitchoverStoppedTurn() {
       const Member* m = v.FindMember(name);
       if (!m || !p.reachable || !p.running || p.role != PgRole::kReplica) continue;
       if (p.tags.nofailover || p.tags.failover_priority <= 0) continue;
+      if (cfg_.synchronous_mode && !InSyncKey(name)) continue;
       if (std::max(p.received_lsn, p.replayed_lsn) < target) continue;
       d_.next.switchover.reset();
       d_.next.probe_requested_at.reset();
@@ -631,6 +643,11 @@ void Turn::ElectionTurn() {
         Why("failover requested to us, but our data diverged from the cluster's history");
         return;
       }
+      if (cfg_.synchronous_mode && !SyncAllowsTakeover(v, cfg_.name)) {
+        Why("failover requested to us, but synchronous_mode is on and we are not listed in "
+            "sync: we may lack acknowledged commits");
+        return;
+      }
       TakeLeadership("failover requested to us: taking the leader key and promoting");
       return;
     }
@@ -659,6 +676,10 @@ void Turn::ElectionTurn() {
   }
   std::string why = Ineligibility(cfg_.tags, true, pg_.EndLsn(), v, cfg_);
   if (why.empty() && Diverged(false)) why = "our data diverged from the cluster's history";
+  if (why.empty() && cfg_.synchronous_mode && !SyncAllowsTakeover(v, cfg_.name)) {
+    why = "synchronous_mode is on and we are not listed in sync (leader " + v.sync->leader.str() +
+          ")";
+  }
   if (!why.empty()) {
     Why("no leader; not a candidate: " + why);
     return;
@@ -681,6 +702,7 @@ void Turn::ElectionTurn() {
       return;
     }
     const Lsn theirs = std::max(p.received_lsn, p.replayed_lsn);
+    if (cfg_.synchronous_mode && !SyncAllowsTakeover(v, name)) continue;
     if (Ineligibility(p.tags, p.running && p.role == PgRole::kReplica, theirs, v, cfg_).empty() &&
         Better(theirs, p.tags.failover_priority, name, mine, cfg_.tags.failover_priority,
                cfg_.name)) {
@@ -702,11 +724,128 @@ void Turn::TakeLeadership(const std::string& why) {
   if (!view_->initialize || view_->initialize->empty()) {
     Act(WriteInitialize{pg_.system_identifier});
   }
+  ClearSyncBeforeWrites();
   Act(Promote{});
   LeaderOnly();
   d_.leader = true;
   d_.next.probe_requested_at.reset();
   Why(why);
+}
+
+bool Turn::InSyncKey(const MemberName& name) const {
+  const auto& s = view_->sync;
+  return s && s->leader == cfg_.name &&
+         std::find(s->sync_standby.begin(), s->sync_standby.end(), name) != s->sync_standby.end();
+}
+
+// Before our PostgreSQL starts accepting writes with synchronous_standby_names reset (a
+// promotion, a start as primary), `sync` must list nobody but us: from then on only we are
+// known to hold every acknowledged commit. The CAS compares the revision read, not the
+// writer, so a key left by a former leader never blocks us. A failed write skips the rest.
+void Turn::ClearSyncBeforeWrites() {
+  if (!cfg_.synchronous_mode) return;
+  const auto& s = view_->sync;
+  if (s && s->leader == cfg_.name && s->sync_standby.empty()) return;
+  Act(WriteSync{{}, s ? s->mod_revision : 0});
+}
+
+// The leader with a running primary: keep synchronous_standby_names and `sync` such that every
+// member listed in `sync` holds every acknowledged commit (docs/sync-replication.md):
+//  1. shrink `sync` to its members that stay picked and are reported synchronous (CAS);
+//  2. then change synchronous_standby_names to the picked set;
+//  3. grow `sync` with a picked standby only once PostgreSQL reports it synchronous under the
+//     applied setting and it has flushed what the primary had flushed when it became so.
+void Turn::SyncReplication() {
+  const ClusterView& v = *view_;
+  const auto& s = v.sync;
+  const int64_t rev = s ? s->mod_revision : 0;
+  const bool ours = s && s->leader == cfg_.name;
+  if (!cfg_.synchronous_mode) {
+    d_.next.sync_ready_at.clear();
+    if (s && (!ours || !s->sync_standby.empty())) Act(WriteSync{{}, rev});
+    // Back to asynchronous (after `sync` lists nobody). An unknown setting (nullopt) is left
+    // alone: the shell's restarts and config rewrites leave synchronous_standby_names empty.
+    if (pg_.sync_standby_names && !(*pg_.sync_standby_names == SyncStandbyNames{})) {
+      Act(SetSynchronousStandbys{{}, 0, false});
+    }
+    return;
+  }
+  const std::vector<MemberName> key = ours ? s->sync_standby : std::vector<MemberName>{};
+  auto contains = [](const std::vector<MemberName>& set, const MemberName& n) {
+    return std::find(set.begin(), set.end(), n) != set.end();
+  };
+  const SyncStandbyNames* applied = pg_.sync_standby_names ? &*pg_.sync_standby_names : nullptr;
+  // Standbys reported synchronous under the applied setting, and since when.
+  std::map<MemberName, const StandbyReplication*> sync_rows;
+  for (const StandbyReplication& r : pg_.replication) {
+    if (r.sync && r.streaming && applied && contains(applied->names, r.name)) {
+      sync_rows[r.name] = &r;
+    }
+  }
+  std::map<MemberName, Lsn> ready_at;
+  for (const auto& [name, row] : sync_rows) {
+    auto it = mem_.sync_ready_at.find(name);
+    ready_at[name] = it != mem_.sync_ready_at.end() ? it->second : pg_.flush_lsn;
+  }
+  d_.next.sync_ready_at = ready_at;
+  auto ready = [&](const MemberName& n) {
+    auto it = sync_rows.find(n);
+    return it != sync_rows.end() && it->second->flush_lsn >= ready_at[n];
+  };
+  // Candidates: streaming replicas published as running, not tagged nosync; members already
+  // in `sync` first (no churn), then by flushed position, then by name.
+  std::vector<const StandbyReplication*> cands;
+  for (const StandbyReplication& r : pg_.replication) {
+    const Member* m = v.FindMember(r.name);
+    if (!r.streaming || r.name == cfg_.name || !m || m->tags.nosync ||
+        m->state != PgState::kRunning || m->role != MemberRole::kReplica) {
+      continue;
+    }
+    cands.push_back(&r);
+  }
+  std::sort(cands.begin(), cands.end(), [&](const auto* a, const auto* b) {
+    const bool ka = contains(key, a->name), kb = contains(key, b->name);
+    if (ka != kb) return ka;
+    const bool sa = sync_rows.count(a->name) > 0, sb = sync_rows.count(b->name) > 0;
+    if (sa != sb) return sa;
+    if (a->flush_lsn != b->flush_lsn) return a->flush_lsn > b->flush_lsn;
+    return a->name < b->name;
+  });
+  std::vector<MemberName> picked;
+  const size_t want_count = static_cast<size_t>(std::max(1, cfg_.synchronous_node_count));
+  for (const auto* c : cands) {
+    if (picked.size() < want_count) picked.push_back(c->name);
+  }
+  std::sort(picked.begin(), picked.end());
+  const SyncStandbyNames want{picked, static_cast<int>(picked.size()),
+                              picked.empty() && cfg_.synchronous_mode_strict};
+
+  // 1. Shrink.
+  std::vector<MemberName> shrunk;
+  for (const MemberName& n : key) {
+    if (contains(picked, n) && sync_rows.count(n)) shrunk.push_back(n);
+  }
+  const bool shrink = !ours || shrunk != key;
+  if (shrink) Act(WriteSync{shrunk, rev});
+  // 2. Change synchronous_standby_names.
+  if (!applied || !(*applied == want)) {
+    Act(SetSynchronousStandbys{want.names, want.count, want.strict});
+    WakeBy(now_ + cfg_.loop_wait / 4);
+    Why("leader: synchronous standbys -> " + SynchronousStandbyNamesValue(SetSynchronousStandbys{
+                                                 want.names, want.count, want.strict}) +
+        " (sync keeps " + std::to_string(shrunk.size()) + ")");
+    return;
+  }
+  // 3. Grow, in a later decision than the shrink (the CAS needs the new revision).
+  std::vector<MemberName> grown = shrunk;
+  for (const MemberName& n : picked) {
+    if (!contains(grown, n) && ready(n)) grown.push_back(n);
+  }
+  std::sort(grown.begin(), grown.end());
+  if (grown.size() < picked.size()) WakeBy(now_ + cfg_.loop_wait / 4);
+  if (shrink || grown == shrunk) return;
+  Act(WriteSync{grown, rev});
+  Why("leader: recording the synchronous standbys in sync");
 }
 
 bool Turn::Diverged(bool conservative) const {
@@ -780,6 +919,12 @@ std::string Ineligibility(const Tags& tags, bool running_replica, Lsn received,
     return "lag " + Lag(view.status->optime, received) + " exceeds maximum_lag_on_failover";
   }
   return "";
+}
+
+bool SyncAllowsTakeover(const ClusterView& view, const MemberName& name) {
+  if (!view.sync || view.sync->leader.str().empty()) return true;
+  const auto& list = view.sync->sync_standby;
+  return name == view.sync->leader || std::find(list.begin(), list.end(), name) != list.end();
 }
 
 bool Better(Lsn a_lsn, int a_priority, const MemberName& a, Lsn b_lsn, int b_priority,

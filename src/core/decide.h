@@ -9,6 +9,7 @@
 // is in Decision::reason) and keeps no state of its own. It never throws.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -56,6 +57,10 @@ struct AgentMemory {
   std::optional<std::pair<int64_t, SteadyTime>> failover_wait;
   // The leader we last saw (for history's old_leader).
   std::optional<MemberName> last_leader;
+  // Synchronous replication (leader): for each standby pg_stat_replication reports as sync,
+  // the primary's flush LSN when we first saw it so. It may enter `sync` once it has flushed
+  // that far (every commit acknowledged before it became synchronous).
+  std::map<MemberName, Lsn> sync_ready_at;
 };
 
 struct Decision {
@@ -91,6 +96,10 @@ std::string Ineligibility(const Tags& tags, bool running_replica, Lsn received,
 
 // True when `a` beats `b` in an election: received LSN, then failover_priority, then the
 // smaller name.
+// Synchronous mode: whether `name` may take the leader lock after the primary is lost: it is
+// listed in `sync`, or is the leader that wrote it. Without a `sync` key: anyone may.
+bool SyncAllowsTakeover(const ClusterView& view, const MemberName& name);
+
 bool Better(Lsn a_lsn, int a_priority, const MemberName& a, Lsn b_lsn, int b_priority,
             const MemberName& b);
 

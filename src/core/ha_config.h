@@ -36,7 +36,13 @@ struct HaConfig {
   Duration switchover_timeout = seconds(30);
   bool use_pg_rewind = true;
   bool remove_data_directory_on_rewind_failure = false;
-  bool synchronous_mode = false;  // carried for issue 4
+  // Synchronous replication (docs/sync-replication.md): the leader keeps
+  // synchronous_node_count healthy replicas (not tagged nosync) synchronous and records in
+  // `sync` those guaranteed to hold every acknowledged commit; only they may take over.
+  bool synchronous_mode = false;
+  // With no synchronous standby available, writes block ('*') instead of going asynchronous.
+  bool synchronous_mode_strict = false;
+  int synchronous_node_count = 1;
 
   // The timing rule (docs/ha-core.md): ttl > fence_margin > 0, loop_wait > 0 and
   // loop_wait + retry_timeout + fence_margin <= ttl, so that a leader renews (and decides)

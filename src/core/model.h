@@ -115,6 +115,24 @@ enum class DataDirState {
   kBootstrapPending,  // our InitDb finished but `initialize` does not have its sysid yet
   kInitialized,       // a data directory with a system identifier
 };
+// One row of the primary's pg_stat_replication, by application_name (= member name).
+struct StandbyReplication {
+  MemberName name;
+  bool streaming = false;  // state = 'streaming'
+  bool sync = false;       // sync_state = 'sync' (or 'quorum')
+  Lsn flush_lsn;
+  friend bool operator==(const StandbyReplication&, const StandbyReplication&) = default;
+};
+
+// synchronous_standby_names as the shell last applied it: 'FIRST count ("a","b")'; no names
+// and !strict: '' (asynchronous); no names and strict: '*' (every commit waits).
+struct SyncStandbyNames {
+  std::vector<MemberName> names;
+  int count = 0;
+  bool strict = false;
+  friend bool operator==(const SyncStandbyNames&, const SyncStandbyNames&) = default;
+};
+
 enum class ProcessState { kStopped, kStarting, kRunning, kStopping, kCrashed };
 enum class PgRole { kPrimary, kReplica };
 
@@ -135,6 +153,12 @@ struct LocalPostgres {
   // The shell's own divergence check against the current leader (pg_rewind --dry-run or a
   // timeline history comparison). nullopt: the core decides from the cluster history.
   std::optional<bool> diverged;
+  // Primary only (synchronous replication, docs/sync-replication.md): pg_stat_replication,
+  // pg_current_wal_flush_lsn() (read no earlier than the rows) and the applied
+  // synchronous_standby_names (nullopt: unknown, or reset by a restart / config rewrite).
+  std::vector<StandbyReplication> replication;
+  Lsn flush_lsn;
+  std::optional<SyncStandbyNames> sync_standby_names;
 
   bool Running() const { return state == ProcessState::kRunning; }
   // Could be accepting writes: a running or starting primary.
