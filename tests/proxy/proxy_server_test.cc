@@ -24,8 +24,6 @@
 #include <thread>
 #include <vector>
 
-#include "support/ports.h"
-
 namespace pgwarden::proxy {
 namespace {
 
@@ -497,7 +495,8 @@ TEST_F(ProxyTest, ReplicaPortFallsBackToPrimaryWhenConfigured) {
 
 TEST_F(ProxyTest, ConnectRefusedOnAReplicaFailsOverToTheNext) {
   Upstream r2("r2");
-  const uint16_t dead_port = testing::FreeLoopbackPort();  // nothing listens there
+  uint16_t dead_port = 0;
+  Listen(1, &dead_port).Reset();  // bound then closed: nothing listens there
   StartProxy();
   Backend dead{MemberName("dead"), Endpoint{"127.0.0.1", dead_port}, 0, false};
   Publish(std::nullopt, {}, {dead, r2.backend()});
