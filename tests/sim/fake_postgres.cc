@@ -53,6 +53,10 @@ core::LocalPostgres FakePostgres::Observe() const {
   }
   if (!lineage.empty()) pg.timeline_start_lsn = Lsn(lineage.back().start);
   pg.upstream = upstream;
+  if (primary) {
+    pg.flush_lsn = Lsn(lsn);
+    pg.sync_standby_names = sync_names;
+  }
   return pg;
 }
 

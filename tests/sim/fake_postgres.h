@@ -38,6 +38,8 @@ struct FakePostgres {
   uint64_t lsn = 0;  // end of WAL: written (primary) or received (replica)
   std::vector<Segment> lineage;
   std::optional<MemberName> upstream;
+  // synchronous_standby_names as applied (the shell's managed config: reset by every start).
+  core::SyncStandbyNames sync_names;
 
   // The operation in flight.
   struct Op {

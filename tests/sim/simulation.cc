@@ -1,7 +1,10 @@
 #include "sim/simulation.h"
 
+#include "cluster/codec.h"
+
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -49,6 +52,7 @@ struct Shell {
   std::optional<core::PeerProbe> probes;
   SteadyTime wake_at;
   bool event = true;
+  std::deque<uint64_t> pending;  // commits waiting for their acknowledgement (positions)
 
   bool Impaired() const { return !alive || frozen || freeze_after_decide || partitioned; }
   bool Up() const { return alive && !frozen; }
@@ -79,6 +83,9 @@ class Simulation {
       c.switchover_timeout = seconds(5);
       c.use_pg_rewind = true;
       c.remove_data_directory_on_rewind_failure = true;
+      c.synchronous_mode = o.synchronous_mode;
+      c.synchronous_mode_strict = o.synchronous_mode_strict;
+      c.synchronous_node_count = o.synchronous_node_count;
       c.tags.failover_priority = 1 + i % 2;
       if (o.members >= 5 && i == o.members - 1) c.tags.nofailover = true;
       m->dcs = std::make_unique<dcs::FaultyDcs>(dcs_, [](Duration) {});
@@ -379,6 +386,14 @@ class Simulation {
       }
     }
     obs.pg = m.pg.Observe();
+    if (m.pg.primary) {
+      const std::vector<Shell*> chosen = SyncChosen(m);
+      for (auto& r : members_) {
+        if (!StreamsFrom(*r, m)) continue;
+        const bool sync = std::find(chosen.begin(), chosen.end(), r.get()) != chosen.end();
+        obs.pg.replication.push_back(core::StandbyReplication{r->name, true, sync, Lsn(r->pg.lsn)});
+      }
+    }
     if (obs.cluster && obs.cluster->leader && obs.cluster->leader->holder != m.name &&
         m.pg.has_data) {
       // The shell's divergence check against the leader (what pg_rewind would find).
@@ -427,6 +442,8 @@ class Simulation {
         Probe(m, *probe);
       } else if (std::holds_alternative<core::SyncSlots>(a)) {
         // Slots are not modelled.
+      } else if (auto* ssn = std::get_if<core::SetSynchronousStandbys>(&a)) {
+        r = SetSyncNames(m, *ssn);
       } else if (o_.break_fence && std::holds_alternative<core::StopPostgres>(a) &&
                  std::get<core::StopPostgres>(a).mode == core::StopMode::kImmediate) {
         // BROKEN: the fence is disabled; the shell reports the stop done and does nothing.
@@ -569,7 +586,7 @@ class Simulation {
     }
   }
 
-  void BecamePrimary(Shell& m) {
+  void BecamePrimary(Shell& m, bool promotion) {
     ++result_.counts["became primary"];
     if (dcs_.Get(keys_.failover) && !dcs_.Get(keys_.failover)->kvs.empty()) {
       ++result_.counts["became primary with a failover request pending"];
@@ -578,7 +595,12 @@ class Simulation {
       result_.failover_times.push_back(Now() - *primary_lost_at_);
       primary_lost_at_.reset();
     }
-    (void)m;
+    if (promotion) {  // not a (re)start as primary: its replicas may still be cloning
+      promoted_at_ = Now();
+      promoted_ = m.name;
+    } else {
+      promoted_at_.reset();
+    }
   }
 
   void CompleteOp(Shell& m) {
@@ -618,9 +640,10 @@ class Simulation {
                    },
                    [&](const core::StartPostgres& s) {
                      pg.state = ProcessState::kRunning;
+                     pg.sync_names = core::SyncStandbyNames{};  // the managed config is rewritten
                      if (s.role == core::StartRole::kPrimary) {
                        CheckHoldsKey(m, "started as primary");
-                       BecamePrimary(m);
+                       BecamePrimary(m, false);
                      }
                    },
                    [&](const core::StopPostgres&) { pg.state = ProcessState::kStopped; },
@@ -633,7 +656,7 @@ class Simulation {
                      pg.lineage.push_back(Segment{next_branch_++, pg.Timeline() + 1, pg.lsn});
                      pg.primary = true;
                      pg.upstream.reset();
-                     BecamePrimary(m);
+                     BecamePrimary(m, true);
                    },
                    [&](const core::Follow& f) { pg.upstream = f.leader; },
                    [&](const core::Rewind&) {
@@ -664,9 +687,88 @@ class Simulation {
   // --- WAL
   // ----------------------------------------------------------------------------------------
 
+  // A running replica streams from `p` (and so counts for synchronous replication).
+  bool StreamsFrom(const Shell& r, const Shell& p) const {
+    return &r != &p && r.Up() && p.Up() && !r.isolated && !p.isolated &&
+           r.pg.state == ProcessState::kRunning && !r.pg.primary && r.pg.upstream == p.name &&
+           (p.pg.state == ProcessState::kRunning || p.pg.state == ProcessState::kStopping) &&
+           r.pg.IsPrefixOf(p.pg);
+  }
+
+  // The standbys PostgreSQL treats as synchronous under p's synchronous_standby_names
+  // ('FIRST n (list)': the first n connected in list order; '*': any one connected).
+  std::vector<Shell*> SyncChosen(const Shell& p) {
+    std::vector<Shell*> out;
+    const core::SyncStandbyNames& n = p.pg.sync_names;
+    if (n.names.empty()) {
+      if (!n.strict) return out;
+      for (auto& r : members_) {
+        if (StreamsFrom(*r, p)) return {r.get()};
+      }
+      return out;
+    }
+    for (const MemberName& name : n.names) {
+      Shell* r = Find(name);
+      if (r && StreamsFrom(*r, p) && out.size() < static_cast<size_t>(n.count)) out.push_back(r);
+    }
+    return out;
+  }
+
+  Result<void> SetSyncNames(Shell& m, const core::SetSynchronousStandbys& a) {
+    if (m.pg.state != ProcessState::kRunning || !m.pg.primary) {
+      return Fail(ErrorCode::kFailed, "synchronous_standby_names: not a running primary");
+    }
+    m.pg.sync_names = core::SyncStandbyNames{a.names, a.count, a.strict};
+    ++result_.counts["synchronous_standby_names changed"];
+    if (o_.break_sync_order && !a.names.empty()) {
+      // BROKEN: record the new standbys in `sync` before they are synchronous and caught up.
+      auto v = m.store->Read();
+      if (v) (void)m.store->WriteSync(m.name, a.names, v->view.sync ? v->view.sync->mod_revision : 0);
+    }
+    return Ok();
+  }
+
+  // Holds the commit at `lsn` of `branch`.
+  static bool Holds(const FakePostgres& pg, uint64_t branch, uint64_t lsn) {
+    return pg.has_data && pg.lsn >= lsn && pg.BranchAt(lsn) == branch;
+  }
+
+  // Commits: every write is a commit; it is acknowledged at once without synchronous
+  // standbys, else once every standby PostgreSQL treats as synchronous (and enough of them)
+  // has flushed it; '*' with no standby connected and a missing listed standby block.
+  void AcknowledgeCommits() {
+    for (auto& mp : members_) {
+      Shell& p = *mp;
+      if (!p.Up()) continue;  // a frozen server acknowledges nothing (and keeps its waiters)
+      if (!p.pg.AcceptsWrites()) {
+        p.pending.clear();  // the sessions are gone: never acknowledged
+        continue;
+      }
+      if (p.pending.empty()) continue;
+      uint64_t upto = p.pg.lsn;
+      const core::SyncStandbyNames& n = p.pg.sync_names;
+      if (!n.names.empty() || n.strict) {
+        const std::vector<Shell*> chosen = SyncChosen(p);
+        const size_t need = n.names.empty() ? 1 : static_cast<size_t>(n.count);
+        if (chosen.size() < need) continue;
+        for (Shell* r : chosen) upto = std::min(upto, r->pg.lsn);
+      }
+      const uint64_t branch = p.pg.lineage.back().branch;
+      while (!p.pending.empty() && p.pending.front() <= upto) {
+        uint64_t& top = acked_[branch];
+        top = std::max(top, p.pending.front());
+        ++result_.acked_commits;
+        p.pending.pop_front();
+      }
+    }
+  }
+
   void Replicate() {
     for (auto& m : members_) {
-      if (m->Up() && m->pg.AcceptsWrites() && Uniform() < 0.5) m->pg.lsn += 1 + rng_() % 400;
+      if (m->Up() && m->pg.AcceptsWrites() && Uniform() < 0.5) {
+        m->pg.lsn += 1 + rng_() % 400;
+        m->pending.push_back(m->pg.lsn);
+      }
     }
     for (auto& r : members_) {
       FakePostgres& pg = r->pg;
@@ -678,12 +780,52 @@ class Simulation {
       if (up.lsn <= pg.lsn || !pg.IsPrefixOf(up)) continue;
       pg.CopyWalFrom(up, std::min(up.lsn, pg.lsn + 5000));
     }
+    AcknowledgeCommits();
   }
 
   // --- Invariants
   // ---------------------------------------------------------------------------------
 
+  // Synchronous mode: every acknowledged commit is on the primary and on every member listed
+  // in `sync`. Asynchronous mode: count the acknowledged commits a new primary lacks.
+  void CheckCommits() {
+    std::vector<std::pair<Shell*, std::string>> must;
+    for (auto& m : members_) {
+      if (m->pg.AcceptsWrites() && m->Up()) must.emplace_back(m.get(), "primary");
+    }
+    std::optional<core::SyncState> sync;
+    if (auto r = dcs_.Get(keys_.sync); r && !r->kvs.empty()) {
+      if (auto d = cluster::DecodeSync(keys_.sync, r->kvs[0].value)) sync = *d;
+    }
+    if (o_.synchronous_mode && sync) {
+      for (const MemberName& n : sync->sync_standby) {
+        if (Shell* s = Find(n)) must.emplace_back(s, "listed in sync (leader " + sync->leader.str() + ")");
+      }
+    }
+    for (auto& [m, why] : must) {
+      for (const auto& [branch, lsn] : acked_) {
+        if (Holds(m->pg, branch, lsn)) continue;
+        if (!o_.synchronous_mode) {
+          if (lost_.insert({branch, lsn}).second) ++result_.lost_acked_commits;
+          continue;
+        }
+        Violation(m->name.str() + " (" + why + ") lacks the acknowledged commit at " +
+                  std::to_string(lsn) + " of branch " + std::to_string(branch) + ": " +
+                  m->pg.Describe());
+        return;
+      }
+    }
+    // How soon a new leader has a synchronous standby recorded.
+    if (o_.synchronous_mode && promoted_at_ && sync && sync->leader == promoted_ &&
+        !sync->sync_standby.empty()) {
+      result_.sync_after_promotion.push_back(Now() - *promoted_at_);
+      promoted_at_.reset();
+    }
+  }
+
   void CheckInvariants() {
+    CheckCommits();
+    if (!result_.ok) return;
     std::vector<Shell*> writers;
     for (auto& m : members_) {
       if (m->Up() && m->pg.AcceptsWrites()) writers.push_back(m.get());
@@ -719,6 +861,12 @@ class Simulation {
         return false;
       }
     }
+    if (o_.synchronous_mode) {
+      auto r = dcs_.Get(keys_.sync);
+      if (!r || r->kvs.empty()) return false;
+      auto sync = cluster::DecodeSync(keys_.sync, r->kvs[0].value);
+      if (!sync || sync->leader != l->name || sync->sync_standby.empty()) return false;
+    }
     Trace("converged: " + l->name.str() + " is the primary, every member follows it");
     return true;
   }
@@ -737,6 +885,10 @@ class Simulation {
   uint64_t next_branch_ = 1;
   uint64_t next_sysid_ = 7000;
   std::optional<SteadyTime> primary_lost_at_;
+  std::optional<SteadyTime> promoted_at_;
+  MemberName promoted_;
+  std::map<uint64_t, uint64_t> acked_;  // branch -> highest acknowledged commit position
+  std::set<std::pair<uint64_t, uint64_t>> lost_;
 };
 
 }  // namespace

@@ -37,6 +37,15 @@ struct SimOptions {
   // A deliberately broken shell, to prove the invariant checker catches a violation: it
   // never carries out an immediate stop, so a primary never fences itself.
   bool break_fence = false;
+  // Synchronous replication (docs/sync-replication.md): commits are acknowledged per
+  // synchronous_standby_names, and the checker verifies that no acknowledged commit is ever
+  // missing from a primary or from a member listed in `sync`.
+  bool synchronous_mode = false;
+  bool synchronous_mode_strict = false;
+  int synchronous_node_count = 1;
+  // A deliberately broken shell: when it applies synchronous_standby_names it also writes the
+  // new standbys into `sync` at once, before they are synchronous and caught up.
+  bool break_sync_order = false;
   size_t trace_lines = 60;
 };
 
@@ -47,6 +56,11 @@ struct SimResult {
   // Failover figures: time from the loss of the primary (crash) to the next primary accepting
   // writes, for each crash of a primary.
   std::vector<Duration> failover_times;
+  // Synchronous mode: time from a promotion to `sync` naming a standby of the new leader.
+  std::vector<Duration> sync_after_promotion;
+  // Commits acknowledged to clients, and (asynchronous mode) how many a later primary lacked.
+  int64_t acked_commits = 0;
+  int64_t lost_acked_commits = 0;
   // How often interesting things happened (promotions, planned promotions, fences, rewinds,
   // re-clones, expired decisions, ...): evidence that the seeds exercise the paths.
   std::map<std::string, int> counts;
