@@ -15,6 +15,10 @@ namespace pgwarden::agent {
 namespace {
 
 constexpr Duration kFencePeriod = milliseconds(50);
+constexpr Duration kRetryPause = milliseconds(500);
+// How long a running replica may go without streaming before its timeline and position are
+// compared with the cluster history (see ControlTurn).
+constexpr Duration kStreamGrace = seconds(10);
 
 template <typename A>
 bool Is(const core::Action& a) {
@@ -238,10 +242,34 @@ void Agent::ControlTurn() {
       obs.pg.timeline < obs.cluster->ClusterTimeline()) {
     obs.pg.diverged = true;
   }
+  // A running replica whose WAL receiver streams follows its upstream's history: PostgreSQL
+  // itself refuses to stream a diverged one. Its reported timeline can lag (checkpoint timeline
+  // until the receiver reports), which would make the history comparison see a divergence that
+  // is not there; so only a replica that has not streamed for a while is judged by history.
+  if (obs.pg.Running() && obs.pg.role == core::PgRole::kReplica) {
+    const bool streaming = facts.status && facts.status->wal_receiver &&
+                           facts.status->wal_receiver->streaming();
+    if (streaming) {
+      not_streaming_since_.reset();
+      obs.pg.diverged = false;
+    } else {
+      if (!not_streaming_since_) not_streaming_since_ = obs.now;
+      if (obs.now < *not_streaming_since_ + kStreamGrace) obs.pg.diverged = false;
+    }
+  } else {
+    not_streaming_since_.reset();
+  }
   obs.in_flight = worker_->InFlight();
   obs.last = std::move(outcomes_);
   outcomes_.clear();
-  for (auto& o : worker_->TakeOutcomes()) obs.last.push_back(std::move(o));
+  for (auto& o : worker_->TakeOutcomes()) {
+    if (!o.result) {
+      last_pg_failure_ = obs.now;
+    } else {
+      last_pg_failure_.reset();
+    }
+    obs.last.push_back(std::move(o));
+  }
   obs.probes = prober_->Latest();
 
   core::Decision d = core::Decide(memory_, obs, ha_);
@@ -252,8 +280,10 @@ void Agent::ControlTurn() {
     spdlog::info("{}", d.reason);
     last_reason_ = d.reason;
   }
+  wake_at_floor_.reset();
   Execute(d, obs);
   wake_at_ = std::max(d.wake_at, SteadyClock::now() + milliseconds(5));
+  if (wake_at_floor_) wake_at_ = *wake_at_floor_;
   Publish(d);
 }
 
@@ -341,6 +371,21 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
       outcomes_.push_back({action, Ok()});
       continue;
     }
+    if (Is<core::SetSynchronousStandbys>(action)) {
+      // Quick (managed config + reload) but it uses PostgreSQL: the worker runs it.
+      if (worker_->InFlight()) {
+        spdlog::info("{}: another PostgreSQL operation is running; later", core::Describe(action));
+        return;
+      }
+      worker_->Submit(MakeTask(action));
+      continue;
+    }
+    if (!core::IsPostgresOperation(action)) {
+      spdlog::error("{}: not supported by this agent", core::Describe(action));
+      outcomes_.push_back(
+          {action, Fail(ErrorCode::kInvalidArgument, core::ActionName(action) + ": not supported")});
+      return;
+    }
     // PostgreSQL operations.
     if (const auto* stop = std::get_if<core::StopPostgres>(&action)) {
       if (stop->mode == core::StopMode::kImmediate) {
@@ -354,6 +399,11 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
     if (worker_->InFlight()) {
       spdlog::warn("{}: another PostgreSQL operation is running; skipped",
                    core::Describe(action));
+      return;
+    }
+    // A failing operation is retried, but not in a tight loop: at most every kRetryPause.
+    if (last_pg_failure_ && SteadyClock::now() < *last_pg_failure_ + kRetryPause) {
+      wake_at_floor_ = *last_pg_failure_ + kRetryPause;
       return;
     }
     worker_->Submit(MakeTask(action));
@@ -373,6 +423,7 @@ void Agent::Publish(const core::Decision& d) {
   in.ttl = ha_.ttl;
   in.maximum_lag_on_failover = ha_.maximum_lag_on_failover;
   in.pause = dynamic_.pause;
+  in.synchronous_mode = ha_.synchronous_mode;
   in.dcs_last_seen = dcs_last_seen_;
   if (api_) api_->SetSnapshot(BuildSnapshot(in));
   // The leader keeps a slot for every other member (SyncSlots); others keep none.

@@ -57,6 +57,7 @@ struct SnapshotInput {
   uint64_t maximum_lag_on_failover = 0;
   bool pause = false;
   SystemTime dcs_last_seen{};
+  bool synchronous_mode = false;  // `sync` names the synchronous standbys (GET /sync)
 };
 std::shared_ptr<const api::ApiSnapshot> BuildSnapshot(const SnapshotInput& in);
 
@@ -133,6 +134,9 @@ class Agent {
   SteadyTime wake_at_{};
   SystemTime dcs_last_seen_{};
   bool leader_ = false;
+  std::optional<SteadyTime> last_pg_failure_;  // the last PostgreSQL operation failed then
+  std::optional<SteadyTime> wake_at_floor_;
+  std::optional<SteadyTime> not_streaming_since_;  // running replica without a WAL receiver    // a retry pause: the next turn is not earlier
 
   // Cross-thread.
   std::mutex wake_mu_;

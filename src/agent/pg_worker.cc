@@ -1,9 +1,13 @@
 #include "agent/pg_worker.h"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -54,9 +58,17 @@ postgres::StopMode ToPgStopMode(core::StopMode mode) {
 }
 
 bool SameShape(const core::LocalPostgres& a, const core::LocalPostgres& b) {
+  auto sync_set = [](const core::LocalPostgres& l) {
+    std::vector<MemberName> out;
+    for (const auto& r : l.replication) {
+      if (r.sync && r.streaming) out.push_back(r.name);
+    }
+    return out;
+  };
   return a.data_dir == b.data_dir && a.state == b.state && a.role == b.role &&
          a.timeline == b.timeline && a.system_identifier == b.system_identifier &&
-         a.upstream == b.upstream;
+         a.upstream == b.upstream && a.sync_standby_names == b.sync_standby_names &&
+         sync_set(a) == sync_set(b);
 }
 
 }  // namespace
@@ -119,6 +131,7 @@ PgFacts PgWorker::Facts() const {
   std::lock_guard lock(mu_);
   PgFacts f = facts_;
   f.local.upstream = upstream_;
+  f.local.sync_standby_names = sync_names_;
   return f;
 }
 
@@ -251,6 +264,7 @@ void PgWorker::Publish(PgFacts facts) {
     std::lock_guard lock(mu_);
     if (facts.observed_at < facts_.observed_at) return;  // an older observation finished late
     facts.local.upstream = upstream_;
+    facts.local.sync_standby_names = sync_names_;
     changed = !SameShape(facts.local, facts_.local);
     facts_ = std::move(facts);
   }
@@ -284,6 +298,20 @@ PgFacts PgWorker::Observe(postgres::LocalPostgres& pg, SteadyTime started) {
       if (status->received_lsn) l.received_lsn = *status->received_lsn;
       if (status->replayed_lsn) l.replayed_lsn = *status->replayed_lsn;
       f.status = *status;
+      if (!status->in_recovery && !status->replication.empty()) {
+        // Synchronous replication: the core needs a flush LSN read AFTER the rows (Status()
+        // reads it before pg_stat_replication), hence a second query; without it, no rows.
+        auto again = pg.Status();
+        if (again && again->flush_wal_lsn) {
+          l.flush_lsn = *again->flush_wal_lsn;
+          for (const auto& r : status->replication) {
+            l.replication.push_back(core::StandbyReplication{
+                MemberName(r.application_name), r.state == "streaming",
+                r.sync_state == "sync" || r.sync_state == "quorum",
+                r.flush_lsn.value_or(Lsn())});
+          }
+        }
+      }
     } else {
       l.state = core::ProcessState::kStarting;
       // Starting up: what it will be follows from standby.signal.
@@ -322,21 +350,35 @@ Result<void> PgWorker::WipeDataDir() {
 
 Result<void> PgWorker::ConfigureAsStandby(postgres::LocalPostgres& pg, const PgTask& task) {
   if (auto r = pg.WriteManagedConfig(task.parameters); !r) return Fail(r.error());
-  postgres::StandbyConfig standby;
-  if (task.source) {
-    standby.primary_conninfo = postgres::BuildSourceConninfo(
-        {task.source->host, task.source->port, options_.pg.replication.username,
-         options_.pg.replication.password, options_.me.str(), "", 5});
-    standby.primary_slot_name = SlotNameFor(options_.me);
+  {
+    std::lock_guard lock(mu_);
+    sync_names_ = core::SyncStandbyNames{};  // the rewritten config has none
   }
+  if (!task.source) {
+    // Recovery without a (known) upstream: standby.signal alone. A primary_conninfo left from
+    // before is harmless: the core sends Follow once there is a leader.
+    const std::string signal = options_.pg.data_dir + "/standby.signal";
+    { std::ofstream out(signal); }
+    if (!Exists(signal)) return Fail(ErrorCode::kFailed, "cannot create " + signal);
+    struct stat st {};
+    if (::stat(options_.pg.data_dir.c_str(), &st) == 0) {
+      if (::chown(signal.c_str(), st.st_uid, st.st_gid) != 0) {
+        spdlog::warn("chown {}: {}", signal, std::strerror(errno));
+      }
+    }
+    std::lock_guard lock(mu_);
+    upstream_.reset();
+    return Ok();
+  }
+  postgres::StandbyConfig standby;
+  standby.primary_conninfo = postgres::BuildSourceConninfo(
+      {task.source->host, task.source->port, options_.pg.replication.username,
+       options_.pg.replication.password, options_.me.str(), "", 5});
+  standby.primary_slot_name = SlotNameFor(options_.me);
   auto change = pg.ConfigureStandby(standby);
   if (!change) return Fail(change.error());
   std::lock_guard lock(mu_);
-  if (task.source) {
-    upstream_ = task.source->name;
-  } else {
-    upstream_.reset();
-  }
+  upstream_ = task.source->name;
   return Ok();
 }
 
@@ -348,8 +390,21 @@ Result<void> PgWorker::RunTask(postgres::LocalPostgres& pg, const PgTask& task) 
     if (!r) return Fail(r.error());
     return Ok();
   }
+  if (const auto* ssn = std::get_if<core::SetSynchronousStandbys>(&a)) {
+    auto parameters = task.parameters;
+    parameters["synchronous_standby_names"] = core::SynchronousStandbyNamesValue(*ssn);
+    if (auto r = pg.WriteManagedConfig(parameters); !r) return Fail(r.error());
+    if (auto r = pg.Reload(); !r) return r;
+    std::lock_guard lock(mu_);
+    sync_names_ = core::SyncStandbyNames{ssn->names, ssn->count, ssn->strict};
+    return Ok();
+  }
   if (const auto* start = std::get_if<core::StartPostgres>(&a)) {
     if (auto r = pg.WriteManagedConfig(task.parameters); !r) return Fail(r.error());
+    {
+      std::lock_guard lock(mu_);
+      sync_names_ = core::SyncStandbyNames{};  // the rewritten config has none
+    }
     if (!task.hba.empty()) {
       if (auto r = pg.WriteHba(task.hba); !r) return Fail(r.error());
     }
@@ -448,6 +503,10 @@ Result<void> PgWorker::Bootstrap(postgres::LocalPostgres& pg, const PgTask& task
   };
   if (auto r = pg.InitDb(task.initdb); !r) return fail(r.error());
   if (auto r = pg.WriteManagedConfig(task.parameters); !r) return fail(r.error());
+  {
+    std::lock_guard lock(mu_);
+    sync_names_ = core::SyncStandbyNames{};  // the new config has none
+  }
   if (auto r = pg.WriteHba(task.hba); !r) return fail(r.error());
   if (auto r = pg.Start(options_.start_timeout); !r) return fail(r.error());
   const auto& su = options_.pg.superuser;

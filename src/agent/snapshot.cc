@@ -135,8 +135,8 @@ std::shared_ptr<const api::ApiSnapshot> BuildSnapshot(const SnapshotInput& in) {
       cm.tags = ApiTags(m.tags);
       c.members.push_back(std::move(cm));
     }
-    c.synchronous_mode = false;
-    if (v.sync) {
+    c.synchronous_mode = in.synchronous_mode;
+    if (v.sync && v.leader && v.sync->leader == v.leader->holder) {
       for (const auto& s : v.sync->sync_standby) c.sync_standbys.push_back(s.str());
     }
     if (v.status) c.leader_lsn = v.status->optime;

@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -33,6 +34,8 @@ class AgentCluster : public ::testing::Test {
     ASSERT_TRUE(r) << r.error().ToString();
   }
   static void TearDownTestSuite() {
+    // PGWARDEN_AGENT_LOGS=1 prints every agent's log (for reading a green run too).
+    if (cluster_ && std::getenv("PGWARDEN_AGENT_LOGS")) std::cerr << cluster_->AllLogs(200000);
     delete cluster_;
     cluster_ = nullptr;
   }
@@ -107,9 +110,17 @@ TEST_F(AgentCluster, BootstrapsOnePrimaryAndTwoStreamingReplicas) {
   const size_t p = WaitHealthy(seconds(60));
   ASSERT_FALSE(HasFailure());
   // REST: /primary only on the leader, /replica on the others, /cluster lists everybody.
+  // (The agents publish their API snapshot after each HA turn: give them a moment to see what
+  // SQL already shows.)
   for (size_t i = 0; i < c().size(); ++i) {
-    EXPECT_EQ(c().Get(i, "/primary").first, i == p ? 200 : 503) << c().node(i).name;
-    EXPECT_EQ(c().Get(i, "/replica").first, i == p ? 503 : 200) << c().node(i).name;
+    EXPECT_TRUE(ClusterHarness::WaitFor(
+        [&] {
+          return c().Get(i, "/primary").first == (i == p ? 200 : 503) &&
+                 c().Get(i, "/replica").first == (i == p ? 503 : 200);
+        },
+        seconds(5)))
+        << c().node(i).name << ": /primary " << c().Get(i, "/primary").first << ", /replica "
+        << c().Get(i, "/replica").first << " " << c().Get(i, "/replica").second;
   }
   auto [code, body] = c().Get(p, "/cluster");
   ASSERT_EQ(code, 200) << body;
