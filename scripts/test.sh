@@ -22,8 +22,8 @@ scripts/setup.sh
 
 jobs="$(nproc)"
 started=$(date +%s)
-echo "== build (RelWithDebInfo)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+echo "== build (Release, -O2)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
 
 echo "== tests${label:+ ($label)}"
@@ -31,7 +31,7 @@ ctest --test-dir build --output-on-failure -j "$jobs" ${label:+-L "$label"}
 
 if [ "$sanitize" = 1 ] && [ "$label" != "integration" ]; then
   echo "== build (ASan + UBSan), unit tests only"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPGWARDEN_SANITIZE=ON >/dev/null
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DPGWARDEN_SANITIZE=ON >/dev/null
   cmake --build build-asan -j "$jobs" --target unit-tests
   echo "== unit tests under ASan + UBSan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
