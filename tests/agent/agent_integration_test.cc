@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -298,6 +299,49 @@ TEST_F(AgentCluster, LossOfEtcdDemotesThePrimaryAndTheClusterRecovers) {
   ASSERT_FALSE(HasFailure());
   EXPECT_EQ(Count(np, "before-etcd-loss"), 10);
   EXPECT_EQ(Write(np, "after-etcd-returns", 3), 3);
+}
+
+
+// SIGTERM of the leader's agent: it stops PostgreSQL, releases the leader key and exits 0; a
+// replica takes over without waiting for the lease to expire.
+TEST_F(AgentCluster, GracefulStopOfTheLeaderHandsOverAtOnce) {
+  size_t p = WaitHealthy(seconds(30));
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(Write(p, "before-stop", 5), 5);
+  ASSERT_TRUE(WaitReplicated(p, seconds(10)));
+  const auto t0 = Clock::now();
+  EXPECT_EQ(c().StopAgent(p), 0);
+  EXPECT_FALSE(c().PostmasterPid(p)) << "PostgreSQL still runs after the agent stopped";
+  std::optional<size_t> np;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        np = c().Primary();
+        return np && *np != p && c().Sql(*np, "INSERT INTO t(tag) VALUES ('after-stop')");
+      },
+      seconds(15)));
+  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+  std::cerr << "graceful stop: " << c().node(*np).name << " accepted a write " << took
+            << " ms after SIGTERM\n";
+  EXPECT_EQ(Count(*np, "before-stop"), 5);
+  ASSERT_TRUE(c().StartAgent(p));
+  WaitHealthy(seconds(60));
+}
+
+// A configuration the loader rejects: the loader's message, exit status 2, nothing started.
+TEST(AgentCommand, BadConfigExitsTwoAndStartsNothing) {
+  TempDir dir("agent-badcfg");
+  const std::string path = dir.Sub("bad.yml");
+  {
+    std::ofstream out(path);
+    out << "scope: s\nname: n1\nrestapi: {listen: 127.0.0.1:notaport}\n";
+  }
+  Command cmd;
+  cmd.argv = {PGWARDEN_BINARY, "agent", "-c", path};
+  auto r = pgwarden::Run(cmd, std::chrono::seconds(10));
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->exit_code, 2) << r->output;
+  EXPECT_NE(r->output.find("restapi.listen"), std::string::npos) << r->output;
+  EXPECT_NE(r->output.find("bad.yml"), std::string::npos) << r->output;
 }
 
 }  // namespace
