@@ -137,10 +137,10 @@ bool Agent::MayAcceptWrites() const {
   PgFacts f = worker_->Facts();
   if (f.local.MayAcceptWrites()) return true;
   auto in_flight = worker_->InFlight();
-  if (in_flight && (Is<core::Promote>(in_flight->action) ||
-                    (Is<core::StartPostgres>(in_flight->action) &&
-                     std::get<core::StartPostgres>(in_flight->action).role ==
-                         core::StartRole::kPrimary))) {
+  if (in_flight &&
+      (Is<core::Promote>(in_flight->action) ||
+       (Is<core::StartPostgres>(in_flight->action) &&
+        std::get<core::StartPostgres>(in_flight->action).role == core::StartRole::kPrimary))) {
     return true;
   }
   return false;
@@ -238,8 +238,7 @@ void Agent::ControlTurn() {
   // behind has diverged unless pg_rewind says otherwise (it answers "not needed" cheaply).
   if (obs.cluster && !obs.pg.Running() && obs.pg.state != core::ProcessState::kStarting &&
       obs.pg.data_dir == core::DataDirState::kInitialized &&
-      obs.pg.role == core::PgRole::kPrimary &&
-      obs.pg.timeline < obs.cluster->ClusterTimeline()) {
+      obs.pg.role == core::PgRole::kPrimary && obs.pg.timeline < obs.cluster->ClusterTimeline()) {
     obs.pg.diverged = true;
   }
   // A running replica whose WAL receiver streams follows its upstream's history: PostgreSQL
@@ -247,8 +246,8 @@ void Agent::ControlTurn() {
   // until the receiver reports), which would make the history comparison see a divergence that
   // is not there; so only a replica that has not streamed for a while is judged by history.
   if (obs.pg.Running() && obs.pg.role == core::PgRole::kReplica) {
-    const bool streaming = facts.status && facts.status->wal_receiver &&
-                           facts.status->wal_receiver->streaming();
+    const bool streaming =
+        facts.status && facts.status->wal_receiver && facts.status->wal_receiver->streaming();
     if (streaming) {
       not_streaming_since_.reset();
       obs.pg.diverged = false;
@@ -331,8 +330,8 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
   const MemberName me(node_.name);
   for (const core::Action& action : d.actions) {
     if (SteadyClock::now() > d.valid_until) {
-      outcomes_.push_back({action, Fail(ErrorCode::kTimeout, "decision expired before " +
-                                                                  core::ActionName(action))});
+      outcomes_.push_back({action, Fail(ErrorCode::kTimeout,
+                                        "decision expired before " + core::ActionName(action))});
       spdlog::warn("decision expired: {} not started", core::Describe(action));
       return;
     }
@@ -345,9 +344,9 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
         if (!put) spdlog::warn("writing {}: {}", keys_.config, put.error().ToString());
       }
       if (!r) {
-        spdlog::log(r.error().code == ErrorCode::kConflict ? spdlog::level::info
-                                                           : spdlog::level::warn,
-                    "{}: {}", core::Describe(action), r.error().ToString());
+        spdlog::log(
+            r.error().code == ErrorCode::kConflict ? spdlog::level::info : spdlog::level::warn,
+            "{}: {}", core::Describe(action), r.error().ToString());
       } else if (!Is<core::WriteMember>(action) && !Is<core::UpdateLeaderStatus>(action)) {
         spdlog::info("{}: done", core::Describe(action));
       }
@@ -382,8 +381,8 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
     }
     if (!core::IsPostgresOperation(action)) {
       spdlog::error("{}: not supported by this agent", core::Describe(action));
-      outcomes_.push_back(
-          {action, Fail(ErrorCode::kInvalidArgument, core::ActionName(action) + ": not supported")});
+      outcomes_.push_back({action, Fail(ErrorCode::kInvalidArgument,
+                                        core::ActionName(action) + ": not supported")});
       return;
     }
     // PostgreSQL operations.
@@ -397,8 +396,7 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
       continue;
     }
     if (worker_->InFlight()) {
-      spdlog::warn("{}: another PostgreSQL operation is running; skipped",
-                   core::Describe(action));
+      spdlog::warn("{}: another PostgreSQL operation is running; skipped", core::Describe(action));
       return;
     }
     // A failing operation is retried, but not in a tight loop: at most every kRetryPause.

@@ -81,8 +81,7 @@ class AgentControl final : public api::ControlPlane {
  private:
   // Polls the leader key until `done(view)` or the deadline.
   Result<std::string> WaitForLeader(const std::optional<std::string>& old_leader,
-                                    const std::optional<std::string>& candidate,
-                                    const char* what);
+                                    const std::optional<std::string>& candidate, const char* what);
   Agent& agent_;
   std::unique_ptr<dcs::Dcs> dcs_;
   cluster::ClusterStore store_;
@@ -136,15 +135,16 @@ class Agent {
   bool leader_ = false;
   std::optional<SteadyTime> last_pg_failure_;  // the last PostgreSQL operation failed then
   std::optional<SteadyTime> wake_at_floor_;
-  std::optional<SteadyTime> not_streaming_since_;  // running replica without a WAL receiver    // a retry pause: the next turn is not earlier
+  std::optional<SteadyTime> not_streaming_since_;  // running replica without a WAL receiver    // a
+                                                   // retry pause: the next turn is not earlier
 
   // Cross-thread.
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
   bool woken_ = false;
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> leader_flag_{false};     // the last decision's `leader`
-  std::atomic<bool> fence_now_{false};       // the lease was lost: fence at once
+  std::atomic<bool> leader_flag_{false};  // the last decision's `leader`
+  std::atomic<bool> fence_now_{false};    // the lease was lost: fence at once
   std::atomic<bool> threads_stop_{false};
   std::thread fence_thread_;
   std::thread watch_thread_;

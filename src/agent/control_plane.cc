@@ -10,7 +10,9 @@ namespace pgwarden::agent {
 
 AgentControl::AgentControl(Agent& agent, std::unique_ptr<dcs::Dcs> dcs, cluster::Keys keys,
                            Duration switchover_timeout)
-    : agent_(agent), dcs_(std::move(dcs)), store_(*dcs_, std::move(keys)),
+    : agent_(agent),
+      dcs_(std::move(dcs)),
+      store_(*dcs_, std::move(keys)),
       timeout_(switchover_timeout) {}
 
 Result<std::string> AgentControl::WaitForLeader(const std::optional<std::string>& old_leader,
@@ -42,10 +44,9 @@ Result<std::string> AgentControl::WaitForLeader(const std::optional<std::string>
       request_seen_gone = true;
     }
   }
-  return Fail(ErrorCode::kTimeout, std::string(what) + " status unknown: no new leader within " +
-                                       std::to_string(std::chrono::duration_cast<seconds>(timeout_)
-                                                          .count()) +
-                                       " s");
+  return Fail(ErrorCode::kTimeout,
+              std::string(what) + " status unknown: no new leader within " +
+                  std::to_string(std::chrono::duration_cast<seconds>(timeout_).count()) + " s");
 }
 
 Result<std::string> AgentControl::RequestSwitchover(const api::SwitchoverRequest& request) {
@@ -54,17 +55,19 @@ Result<std::string> AgentControl::RequestSwitchover(const api::SwitchoverRequest
   const core::ClusterView& v = read->view;
   if (!v.leader) return Fail(ErrorCode::kConflict, "no leader: use /failover");
   if (!request.leader.empty() && v.leader->holder.str() != request.leader) {
-    return Fail(ErrorCode::kConflict, "leader name does not match: the leader is " +
-                                          v.leader->holder.str());
+    return Fail(ErrorCode::kConflict,
+                "leader name does not match: the leader is " + v.leader->holder.str());
   }
   if (request.candidate) {
     const core::Member* m = v.FindMember(MemberName(*request.candidate));
-    if (!m) return Fail(ErrorCode::kConflict, "candidate " + *request.candidate + " is not a member");
+    if (!m)
+      return Fail(ErrorCode::kConflict, "candidate " + *request.candidate + " is not a member");
     if (*request.candidate == v.leader->holder.str()) {
       return Fail(ErrorCode::kConflict, "candidate " + *request.candidate + " is the leader");
     }
     if (m->tags.nofailover || m->tags.failover_priority <= 0) {
-      return Fail(ErrorCode::kConflict, "candidate " + *request.candidate + " is tagged nofailover");
+      return Fail(ErrorCode::kConflict,
+                  "candidate " + *request.candidate + " is tagged nofailover");
     }
     if (m->state != core::PgState::kRunning || m->role != core::MemberRole::kReplica) {
       return Fail(ErrorCode::kConflict,
@@ -130,7 +133,9 @@ Result<std::string> NotYet(const char* what) {
 }
 }  // namespace
 
-Result<std::string> AgentControl::PatchConfig(const std::string&) { return NotYet("PATCH /config"); }
+Result<std::string> AgentControl::PatchConfig(const std::string&) {
+  return NotYet("PATCH /config");
+}
 Result<std::string> AgentControl::ReplaceConfig(const std::string&) {
   return NotYet("PUT /config");
 }

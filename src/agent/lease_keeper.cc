@@ -4,9 +4,8 @@
 
 namespace pgwarden::agent {
 
-LeaseKeeper::LeaseKeeper(std::unique_ptr<dcs::Dcs> dcs, std::chrono::seconds ttl,
-                         Duration interval, std::function<void()> on_change,
-                         std::function<void()> on_lost)
+LeaseKeeper::LeaseKeeper(std::unique_ptr<dcs::Dcs> dcs, std::chrono::seconds ttl, Duration interval,
+                         std::function<void()> on_change, std::function<void()> on_lost)
     : dcs_(std::move(dcs)),
       ttl_(ttl),
       interval_(interval),
@@ -15,7 +14,9 @@ LeaseKeeper::LeaseKeeper(std::unique_ptr<dcs::Dcs> dcs, std::chrono::seconds ttl
 
 LeaseKeeper::~LeaseKeeper() { Stop(); }
 
-void LeaseKeeper::Start() { thread_ = std::thread([this] { Run(); }); }
+void LeaseKeeper::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void LeaseKeeper::Stop() {
   {

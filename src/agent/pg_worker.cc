@@ -1,9 +1,9 @@
 #include "agent/pg_worker.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -54,7 +54,7 @@ std::optional<Lsn> TimelineStart(const std::string& data_dir, Timeline tl) {
 
 postgres::StopMode ToPgStopMode(core::StopMode mode) {
   return mode == core::StopMode::kImmediate ? postgres::StopMode::kImmediate
-                                             : postgres::StopMode::kFast;
+                                            : postgres::StopMode::kFast;
 }
 
 bool SameShape(const core::LocalPostgres& a, const core::LocalPostgres& b) {
@@ -307,8 +307,7 @@ PgFacts PgWorker::Observe(postgres::LocalPostgres& pg, SteadyTime started) {
           for (const auto& r : status->replication) {
             l.replication.push_back(core::StandbyReplication{
                 MemberName(r.application_name), r.state == "streaming",
-                r.sync_state == "sync" || r.sync_state == "quorum",
-                r.flush_lsn.value_or(Lsn())});
+                r.sync_state == "sync" || r.sync_state == "quorum", r.flush_lsn.value_or(Lsn())});
           }
         }
       }
@@ -343,7 +342,8 @@ Result<void> PgWorker::WipeDataDir() {
   if (!fs::exists(dir, ec)) return Ok();
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     fs::remove_all(entry.path(), ec);
-    if (ec) return Fail(ErrorCode::kFailed, "removing " + entry.path().string() + ": " + ec.message());
+    if (ec)
+      return Fail(ErrorCode::kFailed, "removing " + entry.path().string() + ": " + ec.message());
   }
   return Ok();
 }

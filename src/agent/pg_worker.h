@@ -121,15 +121,15 @@ class PgWorker {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  std::deque<PgTask> queue_;                 // guarded by mu_
-  std::optional<core::InFlight> running_;    // guarded by mu_
-  std::vector<core::Outcome> outcomes_;      // guarded by mu_
-  PgFacts facts_;                            // guarded by mu_
-  std::optional<MemberName> upstream_;       // guarded by mu_
+  std::deque<PgTask> queue_;               // guarded by mu_
+  std::optional<core::InFlight> running_;  // guarded by mu_
+  std::vector<core::Outcome> outcomes_;    // guarded by mu_
+  PgFacts facts_;                          // guarded by mu_
+  std::optional<MemberName> upstream_;     // guarded by mu_
   // synchronous_standby_names as last written (SetSynchronousStandbys); {} after any other
   // rewrite of the managed config (which leaves it out); nullopt: unknown (agent start).
   std::optional<core::SyncStandbyNames> sync_names_;  // guarded by mu_
-  std::optional<std::vector<std::string>> slots_;  // guarded by mu_
+  std::optional<std::vector<std::string>> slots_;     // guarded by mu_
   std::thread worker_;
   std::thread status_;
 };

@@ -1,13 +1,15 @@
 // Prober and the parsing of a peer's GET /patroni answer.
-#include <nlohmann/json.hpp>
 #include <future>
+#include <nlohmann/json.hpp>
 
 #include "agent/agent_internal.h"
 #include "api/http_client.h"
 
 namespace pgwarden::agent {
 
-void Prober::Start() { thread_ = std::thread([this] { Run(); }); }
+void Prober::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Prober::Stop() {
   {
@@ -73,8 +75,8 @@ Result<core::PeerStatus> ParsePeerStatus(const std::string& text) {
     s.reachable = true;
     s.running = j.value("state", "") == "running";
     const std::string role = j.value("role", "");
-    s.role = (role == "primary" || role == "master") ? core::PgRole::kPrimary
-                                                     : core::PgRole::kReplica;
+    s.role =
+        (role == "primary" || role == "master") ? core::PgRole::kPrimary : core::PgRole::kReplica;
     if (j.contains("timeline") && j["timeline"].is_number_unsigned()) {
       s.timeline = Timeline(j["timeline"].get<uint32_t>());
     }

@@ -50,10 +50,10 @@ core::HaConfig MakeHaConfig(const config::Config& node, const config::DynamicCon
     c.retry_timeout = std::min(c.retry_timeout, budget - c.loop_wait);
     if (adjusted) {
       std::ostringstream out;
-      out << "loop_wait " << std::chrono::duration_cast<milliseconds>(old_loop).count()
-          << "ms -> " << std::chrono::duration_cast<milliseconds>(c.loop_wait).count()
-          << "ms, retry_timeout " << std::chrono::duration_cast<milliseconds>(old_retry).count()
-          << "ms -> " << std::chrono::duration_cast<milliseconds>(c.retry_timeout).count()
+      out << "loop_wait " << std::chrono::duration_cast<milliseconds>(old_loop).count() << "ms -> "
+          << std::chrono::duration_cast<milliseconds>(c.loop_wait).count() << "ms, retry_timeout "
+          << std::chrono::duration_cast<milliseconds>(old_retry).count() << "ms -> "
+          << std::chrono::duration_cast<milliseconds>(c.retry_timeout).count()
           << "ms (loop_wait + retry_timeout + " << 500 << "ms must fit in ttl)";
       *adjusted = out.str();
     }
@@ -83,14 +83,12 @@ postgres::LocalPostgresOptions MakePostgresOptions(const config::Config& node) {
   o.os_user = node.pgwarden.os_user;
   o.log_file = pg.data_dir + ".log";  // beside the data directory: a clone does not copy it
   o.superuser = {pg.authentication.superuser.username, pg.authentication.superuser.password};
-  o.replication = {pg.authentication.replication.username,
-                   pg.authentication.replication.password};
+  o.replication = {pg.authentication.replication.username, pg.authentication.replication.password};
   o.local_auth_method = o.superuser.password.empty() ? "trust" : "scram-sha-256";
   auto fsync = pg.parameters.find("fsync");
   auto dyn_fsync = node.bootstrap.dcs.postgresql.parameters.find("fsync");
   if ((fsync != pg.parameters.end() && fsync->second == "off") ||
-      (dyn_fsync != node.bootstrap.dcs.postgresql.parameters.end() &&
-       dyn_fsync->second == "off")) {
+      (dyn_fsync != node.bootstrap.dcs.postgresql.parameters.end() && dyn_fsync->second == "off")) {
     o.sync_to_disk = false;
   }
   return o;

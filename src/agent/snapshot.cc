@@ -148,8 +148,8 @@ std::shared_ptr<const api::ApiSnapshot> BuildSnapshot(const SnapshotInput& in) {
       c.scheduled_switchover = s;
     }
     for (const auto& h : v.history) {
-      c.history.push_back({h.timeline.value(), h.switch_lsn.value(), h.reason, h.time,
-                           h.new_leader.str()});
+      c.history.push_back(
+          {h.timeline.value(), h.switch_lsn.value(), h.reason, h.time, h.new_leader.str()});
     }
     c.config_json = v.config_json;
     snap->cluster = std::move(c);

@@ -10,10 +10,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <nlohmann/json.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "support/cluster_harness.h"
@@ -53,8 +53,8 @@ class AgentCluster : public ::testing::Test {
     if (!p) return false;
     auto rec = c().SqlValue(*p, "SELECT pg_is_in_recovery()");
     if (!rec || *rec != "f") return false;
-    auto streaming = c().SqlValue(
-        *p, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'");
+    auto streaming =
+        c().SqlValue(*p, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'");
     if (!streaming || *streaming != std::to_string(c().size() - 1)) return false;
     for (size_t i = 0; i < c().size(); ++i) {
       if (i == *p) continue;
@@ -142,7 +142,6 @@ TEST_F(AgentCluster, BootstrapsOnePrimaryAndTwoStreamingReplicas) {
   ASSERT_TRUE(created) << created.error().ToString();
 }
 
-
 // Planned switchover to a named candidate, then to "any healthy replica": the lock moves, the
 // old primary follows the new one, and nothing acknowledged is lost (a switchover waits until
 // the candidate has received the shutdown checkpoint).
@@ -152,8 +151,8 @@ TEST_F(AgentCluster, SwitchoverWithAndWithoutCandidate) {
   ASSERT_EQ(Write(p, "before-switchover", 20), 20);
   const size_t candidate = (p + 1) % c().size();
   const std::string leader = c().node(p).name;
-  const std::string body = R"({"leader":")" + leader + R"(","candidate":")" +
-                           c().node(candidate).name + R"("})";
+  const std::string body =
+      R"({"leader":")" + leader + R"(","candidate":")" + c().node(candidate).name + R"("})";
   const auto t0 = Clock::now();
   auto [code, answer] = c().Post(p, "/switchover", body);
   const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
@@ -176,8 +175,8 @@ TEST_F(AgentCluster, SwitchoverWithAndWithoutCandidate) {
   EXPECT_EQ(Count(np2, "after-switchover"), 5);
 
   // A bad request changes nothing.
-  auto [bad, why] = c().Post(np2, "/switchover", R"({"leader":")" + c().node(np2).name +
-                                                     R"(","candidate":"nobody"})");
+  auto [bad, why] = c().Post(np2, "/switchover",
+                             R"({"leader":")" + c().node(np2).name + R"(","candidate":"nobody"})");
   EXPECT_TRUE(bad == 400 || bad == 412) << bad << " " << why;
   EXPECT_EQ(c().Primary(), np2);
 }
@@ -207,8 +206,8 @@ TEST_F(AgentCluster, HostCrashFailsOverAndTheOldPrimaryRejoins) {
       << "no new primary";
   const auto outage = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
   std::cerr << "host crash: " << c().node(*np).name << " accepted a write " << outage
-            << " ms after the crash; last-instant rows kept: " << Count(*np, "last-instant")
-            << "/" << last_instant << "\n";
+            << " ms after the crash; last-instant rows kept: " << Count(*np, "last-instant") << "/"
+            << last_instant << "\n";
   EXPECT_LT(outage, 10000);
   EXPECT_EQ(Count(*np, "before-crash"), 50);
 
@@ -255,8 +254,8 @@ TEST_F(AgentCluster, FrozenPrimaryNeverAcceptsWritesAfterResuming) {
   int old_writes = 0;
   const auto until = Clock::now() + seconds(3);
   while (Clock::now() < until) {
-    auto w = c().Sql(p, "INSERT INTO t(tag) VALUES ('old-primary-after-resume')",
-                     milliseconds(500));
+    auto w =
+        c().Sql(p, "INSERT INTO t(tag) VALUES ('old-primary-after-resume')", milliseconds(500));
     if (w) ++old_writes;
     std::this_thread::sleep_for(milliseconds(50));
   }
@@ -280,8 +279,9 @@ TEST_F(AgentCluster, LossOfEtcdDemotesThePrimaryAndTheClusterRecovers) {
   c().etcd().Kill();
   // Writes must stop within ttl (2 s) of the last renewal; allow some slack for the check.
   bool stopped = ClusterHarness::WaitFor(
-      [&] { return !c().Sql(p, "INSERT INTO t(tag) VALUES ('during-etcd-loss')",
-                            milliseconds(300)); },
+      [&] {
+        return !c().Sql(p, "INSERT INTO t(tag) VALUES ('during-etcd-loss')", milliseconds(300));
+      },
       seconds(4));
   const auto demoted_after = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
   std::cerr << "etcd loss: writes stopped " << demoted_after << " ms after etcd died\n";
@@ -300,7 +300,6 @@ TEST_F(AgentCluster, LossOfEtcdDemotesThePrimaryAndTheClusterRecovers) {
   EXPECT_EQ(Count(np, "before-etcd-loss"), 10);
   EXPECT_EQ(Write(np, "after-etcd-returns", 3), 3);
 }
-
 
 // SIGTERM of the leader's agent: it stops PostgreSQL, releases the leader key and exits 0; a
 // replica takes over without waiting for the lease to expire.

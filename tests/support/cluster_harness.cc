@@ -1,10 +1,9 @@
 #include "support/cluster_harness.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
@@ -149,9 +148,12 @@ Result<void> ClusterHarness::StartAgent(size_t i) {
   }
   Command cmd;
   // Append: a restarted agent keeps the earlier log for post-mortems.
-  cmd.argv = {"/bin/sh", "-c",
-              "exec \"$0\" agent -c \"$1\" >>\"$2\" 2>&1", options_.pgwarden_binary,
-              n.config_path, n.log_path};
+  cmd.argv = {"/bin/sh",
+              "-c",
+              "exec \"$0\" agent -c \"$1\" >>\"$2\" 2>&1",
+              options_.pgwarden_binary,
+              n.config_path,
+              n.log_path};
   auto child = ChildProcess::Spawn(cmd);
   if (!child) return Fail(child.error());
   n.agent = std::move(*child);
@@ -211,17 +213,17 @@ std::pair<int, std::string> ClusterHarness::Get(size_t i, const std::string& pat
 std::pair<int, std::string> ClusterHarness::Post(size_t i, const std::string& path,
                                                  const std::string& body,
                                                  std::chrono::milliseconds timeout) {
-  auto r = api::HttpPost("http://127.0.0.1:" + std::to_string(node(i).api_port) + path, body,
-                         timeout);
+  auto r =
+      api::HttpPost("http://127.0.0.1:" + std::to_string(node(i).api_port) + path, body, timeout);
   if (!r) return {0, r.error().ToString()};
   return {r->status, r->body};
 }
 
 Result<postgres::SqlResult> ClusterHarness::Sql(size_t i, const std::string& sql,
                                                 std::chrono::milliseconds timeout) {
-  const std::string conninfo = postgres::BuildSourceConninfo(
-      {"127.0.0.1", node(i).pg_port, "postgres", kClusterSuperuserPassword, "harness",
-       "postgres", 2});
+  const std::string conninfo =
+      postgres::BuildSourceConninfo({"127.0.0.1", node(i).pg_port, "postgres",
+                                     kClusterSuperuserPassword, "harness", "postgres", 2});
   const SteadyTime deadline = SteadyClock::now() + timeout;
   auto conn = postgres::PgConnection::Connect(conninfo, deadline);
   if (!conn) return Fail(conn.error());
@@ -249,8 +251,7 @@ std::optional<size_t> ClusterHarness::Primary() {
   return found;
 }
 
-bool ClusterHarness::WaitFor(const std::function<bool()>& pred,
-                             std::chrono::milliseconds timeout) {
+bool ClusterHarness::WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   const SteadyTime deadline = SteadyClock::now() + timeout;
   while (true) {
     if (pred()) return true;
