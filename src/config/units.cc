@@ -4,6 +4,8 @@
 #include <limits>
 #include <optional>
 
+#include "common/strings.h"
+
 namespace pgwarden::config {
 namespace {
 
@@ -69,12 +71,6 @@ std::optional<uint64_t> Scale(const Decimal& d, uint64_t scale) {
   return whole + part;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 std::optional<uint64_t> DurationUnitMs(std::string_view unit) {
   if (unit.empty() || unit == "s" || unit == "sec" || unit == "secs" || unit == "second" ||
       unit == "seconds") {
@@ -101,7 +97,7 @@ std::optional<uint64_t> ByteUnit(std::string_view unit) {
 }  // namespace
 
 Result<milliseconds> ParseDuration(std::string_view raw) {
-  std::string_view text = Trim(raw);
+  std::string_view text = TrimSpace(raw);
   if (text.empty()) return Fail(ErrorCode::kInvalidArgument, "expected a duration, got nothing");
   if (text.front() == '-') {
     return Fail(ErrorCode::kInvalidArgument,
@@ -148,7 +144,7 @@ Result<milliseconds> ParseDuration(std::string_view raw) {
 }
 
 Result<uint64_t> ParseByteSize(std::string_view raw) {
-  std::string_view text = Trim(raw);
+  std::string_view text = TrimSpace(raw);
   const std::string hint =
       "expected a size in bytes: an integer, or a number with a unit (kB, MB, GB, TB; 1024-based), "
       "e.g. `1048576` or `16MB`; got `" +

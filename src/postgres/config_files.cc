@@ -11,20 +11,10 @@
 #include <set>
 #include <sstream>
 
+#include "common/strings.h"
+
 namespace pgwarden::postgres {
-namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string QuoteConfValue(std::string_view value) {
   std::string out = "'";
@@ -62,7 +52,7 @@ Result<std::map<std::string, std::string>> ParseManagedConfig(std::string_view t
     std::string_view line = text.substr(0, nl);
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
     ++line_no;
-    line = Trim(line);
+    line = TrimSpace(line);
     if (line.empty() || line.front() == '#') continue;
     size_t eq = line.find('=');
     auto bad = [&](const char* why) {
@@ -71,8 +61,8 @@ Result<std::map<std::string, std::string>> ParseManagedConfig(std::string_view t
                                            std::string(line));
     };
     if (eq == std::string_view::npos) return bad("expected name = 'value'");
-    std::string name(Trim(line.substr(0, eq)));
-    std::string_view rest = Trim(line.substr(eq + 1));
+    std::string name(TrimSpace(line.substr(0, eq)));
+    std::string_view rest = TrimSpace(line.substr(eq + 1));
     if (name.empty()) return bad("missing parameter name");
     std::string value;
     if (!rest.empty() && rest.front() == '\'') {
@@ -96,11 +86,11 @@ Result<std::map<std::string, std::string>> ParseManagedConfig(std::string_view t
         }
       }
       if (!closed) return bad("unterminated quoted value");
-      std::string_view tail = Trim(rest.substr(i));
+      std::string_view tail = TrimSpace(rest.substr(i));
       if (!tail.empty() && tail.front() != '#') return bad("text after the quoted value");
     } else {
       size_t hash = rest.find('#');
-      value = std::string(Trim(rest.substr(0, hash)));
+      value = std::string(TrimSpace(rest.substr(0, hash)));
     }
     out[name] = value;
   }
@@ -111,7 +101,7 @@ std::string WithManagedInclude(std::string_view conf) {
   std::string_view rest = conf;
   while (!rest.empty()) {
     size_t nl = rest.find('\n');
-    std::string_view line = Trim(rest.substr(0, nl));
+    std::string_view line = TrimSpace(rest.substr(0, nl));
     rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     if (line.rfind("include", 0) != 0 || line.rfind("include_", 0) == 0) continue;
     // include 'postgresql.pgwarden.conf' / include = '...' / include postgresql.pgwarden.conf

@@ -4,18 +4,10 @@
 #include <charconv>
 #include <vector>
 
+#include "common/strings.h"
+
 namespace pgwarden::postgres {
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 template <typename T>
 std::optional<T> ParseNumber(std::string_view s, int base = 10) {
@@ -36,7 +28,8 @@ Result<ControlData> ParseControlData(std::string_view output) {
     rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    cd.fields[std::string(Trim(line.substr(0, colon)))] = std::string(Trim(line.substr(colon + 1)));
+    cd.fields[std::string(TrimSpace(line.substr(0, colon)))] =
+        std::string(TrimSpace(line.substr(colon + 1)));
   }
   auto field = [&](const char* name) -> Result<std::string> {
     auto it = cd.fields.find(name);
@@ -98,7 +91,7 @@ Result<ControlData> ParseControlData(std::string_view output) {
 }
 
 std::optional<Timeline> TimelineFromWalFileName(std::string_view name) {
-  name = Trim(name);
+  name = TrimSpace(name);
   if (name.size() != 24) return std::nullopt;
   for (char c : name) {
     if (!std::isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
@@ -130,7 +123,7 @@ std::string LastLines(std::string_view text, int max_lines) {
   std::vector<std::string_view> lines;
   while (!text.empty()) {
     size_t nl = text.find('\n');
-    std::string_view line = Trim(text.substr(0, nl));
+    std::string_view line = TrimSpace(text.substr(0, nl));
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
     if (!line.empty()) lines.push_back(line);
   }
