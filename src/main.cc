@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "agent/command.h"
+#include "proxy/command.h"
 
 #include "cli/commands.h"
 
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("pgwarden ") + PGWARDEN_VERSION);
   app.require_subcommand(0, 1);
   pgwarden::agent::RegisterCommand(app);
+  pgwarden::proxy::RegisterCommand(app);
   app.footer("Run `pgwarden <command> --help` for the options of a command.");
   pgwarden::cli::RegisterCommands(app);
 
