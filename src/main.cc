@@ -6,6 +6,7 @@
 #include "proxy/command.h"
 
 #include "cli/commands.h"
+#include "demo/command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   pgwarden::proxy::RegisterCommand(app);
   app.footer("Run `pgwarden <command> --help` for the options of a command.");
   pgwarden::cli::RegisterCommands(app);
+  pgwarden::demo::RegisterCommands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (app.get_subcommands().empty()) {

@@ -1,0 +1,597 @@
+#include "demo/demo_cluster.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "api/http_client.h"
+#include "cli/cluster_table.h"
+#include "cluster/cluster_store.h"
+#include "dcs/etcd3/etcd_dcs.h"
+#include "postgres/libpq_connection.h"
+
+namespace pgwarden::demo {
+namespace {
+
+std::string ReadTail(const std::string& path, size_t bytes) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.size() > bytes ? s.substr(s.size() - bytes) : s;
+}
+
+// The process group of `pid`, unless it is ours (never signal the demo itself).
+std::optional<pid_t> ForeignGroup(pid_t pid) {
+  pid_t g = ::getpgid(pid);
+  if (g <= 1 || g == ::getpgrp()) return std::nullopt;
+  return g;
+}
+
+std::optional<pid_t> ReadPostmasterPid(const std::string& data_dir) {
+  std::ifstream in(data_dir + "/postmaster.pid");
+  long pid = 0;
+  if (!(in >> pid) || pid <= 1) return std::nullopt;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0) return std::nullopt;
+  return static_cast<pid_t>(pid);
+}
+
+void KillPostmaster(const std::string& data_dir) {
+  auto pid = ReadPostmasterPid(data_dir);
+  if (!pid) return;
+  if (auto g = ForeignGroup(*pid)) ::kill(-*g, SIGKILL);
+  ::kill(*pid, SIGKILL);
+}
+
+// "http://127.0.0.1:8008/patroni" -> "http://127.0.0.1:8008"
+std::string ApiBase(const std::string& api_url) {
+  auto scheme = api_url.find("://");
+  auto path = api_url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  return path == std::string::npos ? api_url : api_url.substr(0, path);
+}
+
+std::string Url(uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); }
+
+}  // namespace
+
+uint16_t FreeLoopbackPort() {
+  static std::mutex mu;
+  static std::set<uint16_t> given;
+  std::lock_guard lock(mu);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) continue;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    uint16_t port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    ::close(fd);
+    if (port != 0 && given.insert(port).second) return port;
+  }
+  return 0;
+}
+
+DemoCluster::DemoCluster(std::string self, int members, std::string dir)
+    : self_(std::move(self)), dir_(std::move(dir)) {
+  for (int i = 0; i < members; ++i) {
+    auto n = std::make_unique<DemoNode>();
+    n->name = "n" + std::to_string(i + 1);
+    nodes_.push_back(std::move(n));
+  }
+}
+
+DemoCluster::~DemoCluster() {
+  if (!kept_) Cleanup();
+}
+
+Result<void> DemoCluster::Prepare() {
+  if (dir_.empty()) {
+    char tmpl[] = "/tmp/pgwarden-demo-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) {
+      return Fail(ErrorCode::kFailed,
+                  std::string("cannot create a directory in /tmp: ") + std::strerror(errno));
+    }
+    dir_ = tmpl;
+  } else {
+    std::error_code ec;
+    if (std::filesystem::exists(dir_, ec) && !std::filesystem::is_empty(dir_, ec)) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "--dir " + dir_ +
+                      " is not empty (a kept demo? stop it with `pgwarden demo "
+                      "--stop --dir " +
+                      dir_ + "`)");
+    }
+    std::filesystem::create_directories(dir_, ec);
+    if (ec) return Fail(ErrorCode::kFailed, "cannot create " + dir_ + ": " + ec.message());
+    dir_ = std::filesystem::absolute(dir_).string();
+  }
+  own_dir_ = true;
+  ::chmod(dir_.c_str(), 0755);  // the postgres OS user must reach its node directory
+  std::optional<OsUser> pg_user;
+  if (RunningAsRoot()) {
+    auto user = LookupOsUser("postgres");
+    if (!user) {
+      return Fail(ErrorCode::kFailed,
+                  "running as root, PostgreSQL must run as the OS user `postgres`, which does "
+                  "not exist: " +
+                      user.error().message);
+    }
+    pg_user = *user;
+  }
+  etcd_client_port_ = FreeLoopbackPort();  // before the node configs, which name it
+  etcd_peer_port_ = FreeLoopbackPort();
+  for (auto& p : proxy_ports_) p = FreeLoopbackPort();
+  proxy_status_port_ = FreeLoopbackPort();
+  for (auto& n : nodes_) {
+    n->dir = dir_ + "/" + n->name;
+    n->data_dir = n->dir + "/data";
+    n->config_path = n->dir + "/node.yml";
+    n->log_path = n->dir + "/agent.log";
+    n->pg_port = FreeLoopbackPort();
+    n->api_port = FreeLoopbackPort();
+    if (::mkdir(n->dir.c_str(), 0755) != 0) {
+      return Fail(ErrorCode::kFailed, "cannot create " + n->dir + ": " + std::strerror(errno));
+    }
+    if (pg_user && ::chown(n->dir.c_str(), pg_user->uid, pg_user->gid) != 0) {
+      return Fail(ErrorCode::kFailed,
+                  "cannot give " + n->dir + " to the postgres OS user: " + std::strerror(errno));
+    }
+    std::ofstream out(n->config_path);
+    out << NodeConfig(*n);
+    if (!out) return Fail(ErrorCode::kFailed, "cannot write " + n->config_path);
+  }
+  return Ok();
+}
+
+std::string DemoCluster::NodeConfig(const DemoNode& n) const {
+  std::ostringstream y;
+  y << "scope: " << kDemoScope << "\n"
+    << "namespace: /service\n"
+    << "name: " << n.name << "\n"
+    << "restapi:\n"
+    << "  listen: 127.0.0.1:" << n.api_port << "\n"
+    << "  connect_address: 127.0.0.1:" << n.api_port << "\n"
+    << "etcd3:\n"
+    << "  hosts:\n"
+    << "    - 127.0.0.1:" << etcd_client_port_ << "\n"
+    << "bootstrap:\n"
+    << "  dcs:\n"
+    << "    ttl: 3s\n"
+    << "    loop_wait: 500ms\n"
+    << "    retry_timeout: 1s\n"
+    << "    maximum_lag_on_failover: 1MB\n"
+    << "    synchronous_mode: true\n"
+    << "    postgresql:\n"
+    << "      use_pg_rewind: true\n"
+    << "      use_slots: true\n"
+    << "      parameters:\n"
+    << "        wal_level: replica\n"
+    << "        hot_standby: \"on\"\n"
+    << "        wal_log_hints: \"on\"\n"
+    << "        max_wal_senders: 10\n"
+    << "        max_replication_slots: 10\n"
+    << "        max_connections: 40\n"
+    << "        shared_buffers: 16MB\n"
+    << "        wal_keep_size: 128MB\n"
+    << "        max_wal_size: 256MB\n"
+    << "        min_wal_size: 32MB\n"
+    << "        wal_receiver_status_interval: 1s\n"
+    << "        wal_retrieve_retry_interval: 200ms\n"
+    << "  pg_hba:\n"
+    << "    - host replication replicator 127.0.0.1/32 scram-sha-256\n"
+    << "    - host all all 127.0.0.1/32 scram-sha-256\n"
+    << "postgresql:\n"
+    << "  listen: 127.0.0.1:" << n.pg_port << "\n"
+    << "  connect_address: 127.0.0.1:" << n.pg_port << "\n"
+    << "  data_dir: " << n.data_dir << "\n"
+    << "  bin_dir: /usr/lib/postgresql/15/bin\n"
+    << "  authentication:\n"
+    << "    superuser:\n"
+    << "      username: postgres\n"
+    << "      password: \"" << kDemoPassword << "\"\n"
+    << "    replication:\n"
+    << "      username: replicator\n"
+    << "      password: \"" << kDemoPassword << "\"\n"
+    << "  parameters:\n"
+    << "    unix_socket_directories: " << n.dir << "\n"
+    << "    fsync: \"off\"\n"  // a demo on a laptop: durability against OS crashes is not shown
+    << "pgwarden:\n"
+    << "  os_user: postgres\n";
+  return y.str();
+}
+
+Result<void> DemoCluster::StartEtcd(std::chrono::milliseconds wait) {
+  Command cmd;
+  cmd.argv = {"etcd",
+              "--name",
+              "etcd1",
+              "--data-dir",
+              dir_ + "/etcd",
+              "--listen-client-urls",
+              Url(etcd_client_port_),
+              "--advertise-client-urls",
+              Url(etcd_client_port_),
+              "--listen-peer-urls",
+              Url(etcd_peer_port_),
+              "--initial-advertise-peer-urls",
+              Url(etcd_peer_port_),
+              "--initial-cluster",
+              "etcd1=" + Url(etcd_peer_port_),
+              "--initial-cluster-state",
+              "new",
+              "--initial-cluster-token",
+              "pgwarden-demo",
+              "--heartbeat-interval",
+              "100",
+              "--election-timeout",
+              "1000",
+              "--logger",
+              "zap",
+              "--log-level",
+              "error"};
+  cmd.output_file = dir_ + "/etcd.log";
+  auto child = ChildProcess::Spawn(cmd);
+  if (!child) return Fail(child.error());
+  etcd_ = std::make_unique<ChildProcess>(std::move(*child));
+  WritePids();
+  dcs::EtcdOptions options;
+  options.endpoints = {"127.0.0.1:" + std::to_string(etcd_client_port_)};
+  options.request_timeout = std::chrono::milliseconds(1000);
+  options.connect_timeout = std::chrono::milliseconds(200);
+  auto client = dcs::EtcdDcs::Create(options);
+  if (!client) return Fail(client.error());
+  const auto deadline = SteadyClock::now() + wait;
+  while (SteadyClock::now() < deadline) {
+    if (!etcd_->Running()) {
+      return Fail(ErrorCode::kFailed, "etcd exited: " + ReadTail(dir_ + "/etcd.log", 2000));
+    }
+    if ((*client)->Get("/health-probe")) return Ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Fail(ErrorCode::kTimeout, "etcd did not serve reads within " +
+                                       std::to_string(wait.count()) +
+                                       " ms: " + ReadTail(dir_ + "/etcd.log", 2000));
+}
+
+Result<void> DemoCluster::StartAgent(size_t i) {
+  DemoNode& n = node(i);
+  if (n.agent) n.agent->Kill();  // reaps a killed one
+  Command cmd;
+  // Append: a restarted agent keeps its earlier log.
+  cmd.argv = {"/bin/sh", "-c",          "exec \"$0\" agent -c \"$1\" >>\"$2\" 2>&1",
+              self_,     n.config_path, n.log_path};
+  auto child = ChildProcess::Spawn(cmd);
+  if (!child) return Fail(child.error());
+  n.agent = std::make_unique<ChildProcess>(std::move(*child));
+  WritePids();
+  return Ok();
+}
+
+bool DemoCluster::ProxyAvailable() {
+  Command cmd;
+  cmd.argv = {self_, "proxy", "--help"};
+  auto r = Run(cmd, std::chrono::seconds(10));
+  return r && r->exit_code == 0;
+}
+
+Result<void> DemoCluster::StartProxy(std::chrono::milliseconds wait) {
+  const std::string path = dir_ + "/proxy.yml";
+  {
+    std::ofstream out(path);
+    out << "scope: " << kDemoScope << "\n"
+        << "namespace: /service\n"
+        << "etcd3:\n"
+        << "  hosts: 127.0.0.1:" << etcd_client_port_ << "\n"
+        << "proxy:\n"
+        << "  listen: 127.0.0.1\n"
+        << "  primary_port: " << proxy_ports_[0] << "\n"
+        << "  sync_port: " << proxy_ports_[1] << "\n"
+        << "  async_port: " << proxy_ports_[2] << "\n"
+        << "  replica_port: " << proxy_ports_[3] << "\n"
+        << "  status_port: " << proxy_status_port_ << "\n"
+        << "  hold_timeout: 10s\n";
+  }
+  Command cmd;
+  cmd.argv = {self_, "proxy", "-c", path};
+  cmd.output_file = dir_ + "/proxy.log";
+  auto child = ChildProcess::Spawn(cmd);
+  if (!child) return Fail(child.error());
+  proxy_ = std::make_unique<ChildProcess>(std::move(*child));
+  WritePids();
+  const auto deadline = SteadyClock::now() + wait;
+  while (SteadyClock::now() < deadline) {
+    if (!proxy_->Running()) {
+      proxy_.reset();
+      return Fail(ErrorCode::kFailed, "the proxy exited: " + ReadTail(dir_ + "/proxy.log", 2000));
+    }
+    auto r = api::HttpGet(Url(proxy_status_port_) + "/status", std::chrono::milliseconds(500));
+    if (r && r->status == 200) return Ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  proxy_->Kill();
+  proxy_.reset();
+  return Fail(ErrorCode::kTimeout, "the proxy did not answer GET /status in time: " +
+                                       ReadTail(dir_ + "/proxy.log", 2000));
+}
+
+Result<core::ClusterView> DemoCluster::ReadView() {
+  dcs::EtcdOptions options;
+  options.endpoints = {"127.0.0.1:" + std::to_string(etcd_client_port_)};
+  options.request_timeout = std::chrono::milliseconds(1000);
+  options.connect_timeout = std::chrono::milliseconds(300);
+  auto etcd = dcs::EtcdDcs::Create(options);
+  if (!etcd) return Fail(etcd.error());
+  cluster::ClusterStore store(**etcd, cluster::Keys("/service", kDemoScope));
+  auto read = store.Read();
+  if (!read) return Fail(read.error());
+  return std::move(read->view);
+}
+
+std::optional<size_t> DemoCluster::IndexOf(const std::string& name) const {
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i]->name == name) return i;
+  }
+  return std::nullopt;
+}
+
+std::string DemoCluster::MemberDsn(size_t i, const std::string& db) const {
+  return "host=127.0.0.1 port=" + std::to_string(nodes_.at(i)->pg_port) +
+         " user=postgres password=" + kDemoPassword + " dbname=" + db +
+         " connect_timeout=2 application_name=pgwarden-demo";
+}
+
+std::string DemoCluster::AppDsn() const {
+  if (proxy_) {
+    return "host=127.0.0.1 port=" + std::to_string(proxy_ports_[0]) +
+           " user=postgres password=" + kDemoPassword + " dbname=" + kDemoDatabase;
+  }
+  std::string hosts, ports;
+  for (const auto& n : nodes_) {
+    hosts += (hosts.empty() ? "" : ",") + std::string("127.0.0.1");
+    ports += (ports.empty() ? "" : ",") + std::to_string(n->pg_port);
+  }
+  return "host=" + hosts + " port=" + ports + " user=postgres password=" + kDemoPassword +
+         " dbname=" + kDemoDatabase + " target_session_attrs=read-write";
+}
+
+Result<std::vector<std::vector<std::optional<std::string>>>> DemoCluster::Sql(
+    size_t i, const std::string& sql, const std::string& db) {
+  const SteadyTime deadline = SteadyClock::now() + std::chrono::seconds(5);
+  auto conn = postgres::PgConnection::Connect(MemberDsn(i, db), deadline);
+  if (!conn) return Fail(conn.error());
+  auto r = conn->Query(sql, deadline);
+  if (!r) return Fail(r.error());
+  return std::move(r->rows);
+}
+
+Health DemoCluster::Check() {
+  Health h;
+  auto view = ReadView();
+  if (!view) {
+    h.detail = "etcd: " + view.error().message;
+    return h;
+  }
+  if (!view->leader) {
+    h.detail = view->initialize ? "no leader yet" : "bootstrapping (no cluster in etcd yet)";
+    return h;
+  }
+  const std::string leader = view->leader->holder.str();
+  const core::Member* m = view->FindMember(view->leader->holder);
+  if (!m || m->role != core::MemberRole::kPrimary || m->state != core::PgState::kRunning) {
+    h.detail = "leader " + leader + " is not a running primary yet";
+    return h;
+  }
+  auto idx = IndexOf(leader);
+  if (!idx) {
+    h.detail = "unknown leader " + leader;
+    return h;
+  }
+  h.leader = leader;
+  auto rows = Sql(*idx,
+                  "SELECT application_name, state, sync_state FROM pg_stat_replication "
+                  "ORDER BY application_name",
+                  "postgres");
+  if (!rows) {
+    h.detail = "leader " + leader + " does not answer SQL: " + rows.error().message;
+    return h;
+  }
+  std::vector<std::string> unpublished;
+  for (const auto& row : *rows) {
+    if (row.size() < 3 || !row[0] || !row[1]) continue;
+    if (*row[1] != "streaming") continue;
+    // Streaming, and published in etcd as a running replica (what `pgwarden list` shows).
+    const core::Member* r = view->FindMember(MemberName(*row[0]));
+    if (r && r->role == core::MemberRole::kReplica && r->state == core::PgState::kRunning) {
+      h.streaming.push_back(*row[0]);
+    } else {
+      unpublished.push_back(*row[0]);
+    }
+    if (row[2] && *row[2] == "sync") h.sync = *row[0];
+  }
+  h.detail = "leader " + leader + ", " + std::to_string(h.streaming.size()) + "/" +
+             std::to_string(nodes_.size() - 1) + " replicas streaming";
+  if (h.sync) h.detail += " (sync: " + *h.sync + ")";
+  for (const auto& u : unpublished) h.detail += ", " + u + " streams but etcd does not show it yet";
+  return h;
+}
+
+std::optional<pid_t> DemoCluster::PostmasterPid(size_t i) const {
+  return ReadPostmasterPid(nodes_.at(i)->data_dir);
+}
+
+void DemoCluster::KillMember(size_t i) {
+  DemoNode& n = node(i);
+  const auto postmaster = PostmasterPid(i);
+  if (n.agent && n.agent->Running()) ::kill(-n.agent->pid(), SIGKILL);
+  if (postmaster) {
+    if (auto g = ForeignGroup(*postmaster)) ::kill(-*g, SIGKILL);
+    ::kill(*postmaster, SIGKILL);
+  }
+  if (n.agent) n.agent->Kill();  // reap
+}
+
+Result<std::string> DemoCluster::Switchover(const std::string& leader) {
+  auto view = ReadView();
+  if (!view) return Fail(view.error());
+  const core::Member* m = view->FindMember(MemberName(leader));
+  if (!m) return Fail(ErrorCode::kNotFound, "the leader " + leader + " has no member key");
+  nlohmann::json body = {{"leader", leader}};
+  auto r =
+      api::HttpPost(ApiBase(m->api_url) + "/switchover", body.dump(), std::chrono::seconds(60));
+  if (!r) return Fail(r.error());
+  if (r->status != 200 && r->status != 202) {
+    return Fail(ErrorCode::kFailed,
+                "switchover refused (" + std::to_string(r->status) + "): " + r->body);
+  }
+  return r->body;
+}
+
+std::string DemoCluster::Table() {
+  auto view = ReadView();
+  if (!view) return "(cannot read the cluster from etcd: " + view.error().message + ")\n";
+  return cli::RenderTable(cli::BuildClusterTable(kDemoScope, *view));
+}
+
+std::vector<pid_t> DemoCluster::AllPids() const {
+  std::vector<pid_t> out;
+  if (etcd_ && etcd_->pid() > 0) out.push_back(etcd_->pid());
+  if (proxy_ && proxy_->pid() > 0) out.push_back(proxy_->pid());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i]->agent && nodes_[i]->agent->pid() > 0) out.push_back(nodes_[i]->agent->pid());
+    if (auto pm = PostmasterPid(i)) out.push_back(*pm);
+  }
+  return out;
+}
+
+void DemoCluster::WritePids() {
+  if (dir_.empty()) return;
+  std::ofstream out(dir_ + "/pids", std::ios::trunc);
+  if (etcd_ && etcd_->pid() > 0) out << "etcd " << etcd_->pid() << "\n";
+  if (proxy_ && proxy_->pid() > 0) out << "proxy " << proxy_->pid() << "\n";
+  for (const auto& n : nodes_) {
+    if (n->agent && n->agent->pid() > 0) out << "agent " << n->agent->pid() << "\n";
+  }
+  for (const auto& n : nodes_) out << "datadir " << n->data_dir << "\n";
+}
+
+void DemoCluster::Cleanup() {
+  // Agents first (so that none restarts its PostgreSQL), then the postmasters, then the rest.
+  for (auto& n : nodes_) {
+    if (n->agent) {
+      if (n->agent->Running()) ::kill(-n->agent->pid(), SIGCONT);
+      n->agent->Kill();
+      n->agent.reset();
+    }
+  }
+  for (auto& n : nodes_) {
+    if (!n->data_dir.empty()) KillPostmaster(n->data_dir);
+  }
+  if (proxy_) {
+    proxy_->Kill();
+    proxy_.reset();
+  }
+  if (etcd_) {
+    etcd_->Kill();
+    etcd_.reset();
+  }
+  if (own_dir_ && !dir_.empty()) {
+    // Postmasters killed by SIGKILL leave children for a moment; wait until none holds a file.
+    for (int i = 0; i < 50; ++i) {
+      bool any = false;
+      for (auto& n : nodes_) any = any || ReadPostmasterPid(n->data_dir).has_value();
+      if (!any) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    own_dir_ = false;
+  }
+}
+
+void DemoCluster::Keep() {
+  WritePids();
+  kept_ = true;
+  // Leak the handles on purpose: their destructors would kill the processes.
+  for (auto& n : nodes_) (void)n->agent.release();
+  (void)proxy_.release();
+  (void)etcd_.release();
+}
+
+std::string DemoCluster::agent_log_tail(size_t i, size_t bytes) const {
+  return ReadTail(nodes_.at(i)->log_path, bytes);
+}
+
+Result<void> DemoCluster::StopKept(const std::string& dir, std::string* report) {
+  std::ifstream in(dir + "/pids");
+  if (!in) {
+    return Fail(ErrorCode::kNotFound, dir +
+                                          "/pids not found: not a directory of `pgwarden demo "
+                                          "--keep`");
+  }
+  std::string kind, value;
+  std::vector<std::pair<std::string, pid_t>> procs;
+  std::vector<std::string> data_dirs;
+  while (in >> kind >> value) {
+    if (kind == "datadir") {
+      data_dirs.push_back(value);
+    } else {
+      try {
+        procs.emplace_back(kind, static_cast<pid_t>(std::stol(value)));
+      } catch (const std::exception&) {
+        return Fail(ErrorCode::kCorrupt, dir + "/pids: bad pid '" + value + "'");
+      }
+    }
+  }
+  // Only a process whose command line names this directory is ours (a PID may be reused).
+  auto ours = [&](pid_t pid) {
+    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+    std::string s((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    return s.find(dir) != std::string::npos;
+  };
+  for (const auto& [k, pid] : procs) {
+    if (k == "agent" && pid > 1 && ours(pid)) {
+      ::kill(pid, SIGKILL);
+      *report += "killed agent " + std::to_string(pid) + "\n";
+    }
+  }
+  for (const auto& d : data_dirs) {
+    if (auto pm = ReadPostmasterPid(d); pm && ours(*pm)) {
+      KillPostmaster(d);
+      *report += "killed postmaster " + std::to_string(*pm) + " (" + d + ")\n";
+    }
+  }
+  for (const auto& [k, pid] : procs) {
+    if (k != "agent" && pid > 1 && ours(pid)) {
+      ::kill(pid, SIGKILL);
+      *report += "killed " + k + " " + std::to_string(pid) + "\n";
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec) return Fail(ErrorCode::kFailed, "cannot remove " + dir + ": " + ec.message());
+  *report += "removed " + dir + "\n";
+  return Ok();
+}
+
+}  // namespace pgwarden::demo
