@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 machine, builds pgwarden and runs its main job.
-# Until `pgwarden demo` lands (it starts etcd, three PostgreSQL members with their agents and
-# the proxy on loopback), this builds the binary and shows what it offers.
+# `pgwarden demo` (docs/demo.md) starts etcd, three PostgreSQL members with their agents and the
+# proxy on loopback, runs a live application through a switchover and a host crash, prints a
+# summary and stops everything. Arguments are passed on (e.g. --keep, --events crash).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
