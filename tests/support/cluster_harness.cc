@@ -273,3 +273,58 @@ std::string ClusterHarness::AllLogs(size_t bytes) const {
 }
 
 }  // namespace pgwarden::testing
+
+namespace pgwarden::testing {
+
+Result<size_t> ClusterHarness::StartProxy(const std::string& extra_proxy_yaml) {
+  auto p = std::make_unique<ClusterProxy>();
+  p->name = "p" + std::to_string(proxies_.size() + 1);
+  const std::string dir = dir_.Sub(p->name);
+  ::mkdir(dir.c_str(), 0755);
+  p->config_path = dir + "/proxy.yml";
+  p->log_path = dir + "/proxy.log";
+  p->primary_port = FreeLoopbackPort();
+  p->sync_port = FreeLoopbackPort();
+  p->async_port = FreeLoopbackPort();
+  p->replica_port = FreeLoopbackPort();
+  p->status_port = FreeLoopbackPort();
+  {
+    std::ofstream out(p->config_path);
+    out << "scope: " << options_.scope << "\n"
+        << "namespace: /service\n"
+        << "etcd3:\n"
+        << "  hosts:\n"
+        << "    - " << etcd_.endpoint() << "\n"
+        << "proxy:\n"
+        << "  listen: 127.0.0.1\n"
+        << "  primary_port: " << p->primary_port << "\n"
+        << "  sync_port: " << p->sync_port << "\n"
+        << "  async_port: " << p->async_port << "\n"
+        << "  replica_port: " << p->replica_port << "\n"
+        << "  status_port: " << p->status_port << "\n"
+        << extra_proxy_yaml;
+  }
+  Command cmd;
+  cmd.argv = {"/bin/sh", "-c", "exec \"$0\" proxy -c \"$1\" >>\"$2\" 2>&1",
+              options_.pgwarden_binary, p->config_path, p->log_path};
+  cmd.die_with_parent = true;
+  auto child = ChildProcess::Spawn(cmd);
+  if (!child) return Fail(child.error());
+  p->process = std::move(*child);
+  proxies_.push_back(std::move(p));
+  return proxies_.size() - 1;
+}
+
+std::pair<int, std::string> ClusterHarness::ProxyGet(size_t i, const std::string& path,
+                                                     std::chrono::milliseconds timeout) {
+  auto r = api::HttpGet("http://127.0.0.1:" + std::to_string(proxy(i).status_port) + path,
+                        timeout);
+  if (!r) return {0, r.error().ToString()};
+  return {r->status, r->body};
+}
+
+std::string ClusterHarness::ProxyLog(size_t i, size_t bytes) const {
+  return ReadTail(proxies_.at(i)->log_path, bytes);
+}
+
+}  // namespace pgwarden::testing

@@ -41,6 +41,20 @@ struct ClusterNode {
   bool frozen = false;
 };
 
+// A `pgwarden proxy -c <generated proxy.yml>` process for the cluster (StartProxy): every
+// client port and the status port on free loopback ports.
+struct ClusterProxy {
+  std::string name;  // p1, p2, ...
+  std::string config_path;
+  std::string log_path;  // the proxy's stderr
+  uint16_t primary_port = 0;
+  uint16_t sync_port = 0;
+  uint16_t async_port = 0;
+  uint16_t replica_port = 0;
+  uint16_t status_port = 0;
+  ChildProcess process;
+};
+
 struct ClusterOptions {
   int members = 3;
   std::string pgwarden_binary;  // path of the pgwarden executable
@@ -87,6 +101,16 @@ class ClusterHarness {
                                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
   Result<std::string> SqlValue(size_t i, const std::string& sql);
 
+  // Proxies (added for tests/proxy): StartProxy writes proxy.yml with `extra_proxy_yaml`
+  // appended under `proxy:` (indented lines, e.g. "  hold_timeout: 15s\n") and spawns
+  // `pgwarden proxy`; the returned index names it. Proxies are killed on destruction.
+  Result<size_t> StartProxy(const std::string& extra_proxy_yaml = "");
+  ClusterProxy& proxy(size_t i) { return *proxies_.at(i); }
+  // GET http://127.0.0.1:<status port>/<path> of a proxy: the status code (0: no answer), body.
+  std::pair<int, std::string> ProxyGet(size_t i, const std::string& path,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(2));
+  std::string ProxyLog(size_t i, size_t bytes = 6000) const;
+
   // The node whose GET /primary answers 200, if exactly one does.
   std::optional<size_t> Primary();
   // Waits until `pred` holds, checking every 100 ms; false at the timeout.
@@ -102,6 +126,7 @@ class ClusterHarness {
   TempDir dir_;
   EtcdServer etcd_;
   std::vector<std::unique_ptr<ClusterNode>> nodes_;
+  std::vector<std::unique_ptr<ClusterProxy>> proxies_;  // ChildProcess kills on destruction
 };
 
 }  // namespace pgwarden::testing
