@@ -101,7 +101,14 @@ DemoCluster::DemoCluster(std::string self, int members, std::string dir)
 }
 
 DemoCluster::~DemoCluster() {
-  if (!kept_) Cleanup();
+  if (!kept_) {
+    Cleanup();
+    return;
+  }
+  // Leak the handles on purpose: their destructors would kill the kept processes.
+  for (auto& n : nodes_) (void)n->agent.release();
+  (void)proxy_.release();
+  (void)etcd_.release();
 }
 
 Result<void> DemoCluster::Prepare() {
@@ -531,10 +538,6 @@ void DemoCluster::Cleanup() {
 void DemoCluster::Keep() {
   WritePids();
   kept_ = true;
-  // Leak the handles on purpose: their destructors would kill the processes.
-  for (auto& n : nodes_) (void)n->agent.release();
-  (void)proxy_.release();
-  (void)etcd_.release();
 }
 
 std::string DemoCluster::agent_log_tail(size_t i, size_t bytes) const {

@@ -88,7 +88,7 @@ class DemoCluster {
   std::string MemberDsn(size_t i, const std::string& db) const;
 
   void Cleanup();
-  // Leaves every process running; writes <dir>/pids. The destructor then does nothing.
+  // Leaves every process running; writes <dir>/pids. The destructor then kills nothing.
   void Keep();
   // Writes <dir>/pids (kind pid per line) with what runs now.
   void WritePids();

@@ -141,7 +141,7 @@ int RunDemo(const DemoOptions& o) {
   const size_t n = static_cast<size_t>(o.members);
   DemoCluster c(o.self, o.members, o.dir);
   auto fail = [&](const std::string& what, const Error& e) {
-    print(what + ": " + e.message);
+    print(e.message.empty() ? what : what + ": " + e.message);
     print(g_stop_requested ? "interrupted: stopping everything the demo started"
                            : "stopping everything the demo started");
     c.Cleanup();
