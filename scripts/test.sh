@@ -21,6 +21,9 @@ done
 scripts/setup.sh
 
 jobs="$(nproc)"
+# Let clones in other folders (CI's) reuse the compiler cache: paths under the root are
+# hashed relative to it.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=true
 started=$(date +%s)
 echo "== build (Release, -O2)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
