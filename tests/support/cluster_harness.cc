@@ -305,8 +305,12 @@ Result<size_t> ClusterHarness::StartProxy(const std::string& extra_proxy_yaml) {
         << extra_proxy_yaml;
   }
   Command cmd;
-  cmd.argv = {"/bin/sh", "-c", "exec \"$0\" proxy -c \"$1\" >>\"$2\" 2>&1",
-              options_.pgwarden_binary, p->config_path, p->log_path};
+  cmd.argv = {"/bin/sh",
+              "-c",
+              "exec \"$0\" proxy -c \"$1\" >>\"$2\" 2>&1",
+              options_.pgwarden_binary,
+              p->config_path,
+              p->log_path};
   cmd.die_with_parent = true;
   auto child = ChildProcess::Spawn(cmd);
   if (!child) return Fail(child.error());
@@ -317,8 +321,7 @@ Result<size_t> ClusterHarness::StartProxy(const std::string& extra_proxy_yaml) {
 
 std::pair<int, std::string> ClusterHarness::ProxyGet(size_t i, const std::string& path,
                                                      std::chrono::milliseconds timeout) {
-  auto r = api::HttpGet("http://127.0.0.1:" + std::to_string(proxy(i).status_port) + path,
-                        timeout);
+  auto r = api::HttpGet("http://127.0.0.1:" + std::to_string(proxy(i).status_port) + path, timeout);
   if (!r) return {0, r.error().ToString()};
   return {r->status, r->body};
 }
