@@ -239,8 +239,8 @@ Result<void> ClusterStore::WriteSync(const MemberName& me,
       if (!lead->kvs.empty() && lead->kvs[0].value == me.str()) return Ok();
     }
   }
-  return Fail(ErrorCode::kConflict, keys_.sync + ": changed since it was read, or " +
-                                        keys_.leader + " is not " + me.str());
+  return Fail(ErrorCode::kConflict, keys_.sync + ": changed since it was read, or " + keys_.leader +
+                                        " is not " + me.str());
 }
 
 Result<void> ClusterStore::RequestFailover(const core::FailoverRequest& request) {

@@ -121,11 +121,10 @@ struct SyncSlots {
   std::vector<std::string> slots;
 };
 
-using Action =
-    std::variant<ClaimBootstrap, WriteInitialize, AcquireLeader, ReleaseLeader, UpdateLeaderStatus,
-                 WriteMember, AppendHistory, ClearFailoverRequest, WriteSync, InitDb, CloneFrom, StartPostgres,
-                 StopPostgres, Promote, Follow, Rewind, SetSynchronousStandbys, ProbePeers,
-                 SyncSlots>;
+using Action = std::variant<ClaimBootstrap, WriteInitialize, AcquireLeader, ReleaseLeader,
+                            UpdateLeaderStatus, WriteMember, AppendHistory, ClearFailoverRequest,
+                            WriteSync, InitDb, CloneFrom, StartPostgres, StopPostgres, Promote,
+                            Follow, Rewind, SetSynchronousStandbys, ProbePeers, SyncSlots>;
 
 // "AcquireLeader", "StartPostgres(replica of n1)", ...
 std::string Describe(const Action& action);

@@ -831,8 +831,8 @@ void Turn::SyncReplication() {
   if (!applied || !(*applied == want)) {
     Act(SetSynchronousStandbys{want.names, want.count, want.strict});
     WakeBy(now_ + cfg_.loop_wait / 4);
-    Why("leader: synchronous standbys -> " + SynchronousStandbyNamesValue(SetSynchronousStandbys{
-                                                 want.names, want.count, want.strict}) +
+    Why("leader: synchronous standbys -> " +
+        SynchronousStandbyNamesValue(SetSynchronousStandbys{want.names, want.count, want.strict}) +
         " (sync keeps " + std::to_string(shrunk.size()) + ")");
     return;
   }

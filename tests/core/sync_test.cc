@@ -73,9 +73,8 @@ class SyncTest : public ::testing::Test {
     V out;
     for (const Action& a : d.actions) {
       if (std::holds_alternative<WriteSync>(a) ||
-          std::holds_alternative<SetSynchronousStandbys>(a) ||
-          std::holds_alternative<Promote>(a) || std::holds_alternative<AcquireLeader>(a) ||
-          std::holds_alternative<StartPostgres>(a)) {
+          std::holds_alternative<SetSynchronousStandbys>(a) || std::holds_alternative<Promote>(a) ||
+          std::holds_alternative<AcquireLeader>(a) || std::holds_alternative<StartPostgres>(a)) {
         out.push_back(Describe(a));
       }
     }
@@ -96,8 +95,7 @@ class SyncTest : public ::testing::Test {
 TEST_F(SyncTest, NewLeaderWritesItsOwnKeyThenPicksTheMostAdvancedStandby) {
   Row(kN2, false, Lsn(5000));
   Row(kN3, false, Lsn(4000));
-  EXPECT_EQ(SyncActions(Run()),
-            (V{"WriteSync([])", "SetSynchronousStandbys(FIRST 1 (\"n2\"))"}));
+  EXPECT_EQ(SyncActions(Run()), (V{"WriteSync([])", "SetSynchronousStandbys(FIRST 1 (\"n2\"))"}));
 }
 
 TEST_F(SyncTest, StaleKeyOfAFormerLeaderIsRewrittenNotObeyed) {
@@ -139,8 +137,7 @@ TEST_F(SyncTest, LostStandbyLeavesSyncBeforeSynchronousStandbyNames) {
   Sync({kN2});
   obs_.pg.sync_standby_names = SyncStandbyNames{{kN2}, 1, false};
   Row(kN3, false, Lsn(4000));  // n2 is gone from pg_stat_replication
-  EXPECT_EQ(SyncActions(Run()),
-            (V{"WriteSync([])", "SetSynchronousStandbys(FIRST 1 (\"n3\"))"}));
+  EXPECT_EQ(SyncActions(Run()), (V{"WriteSync([])", "SetSynchronousStandbys(FIRST 1 (\"n3\"))"}));
 }
 
 TEST_F(SyncTest, NoStandbyLeftFallsBackToAsyncAfterEmptyingSync) {

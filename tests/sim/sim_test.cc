@@ -163,8 +163,8 @@ TEST(SimTest, SyncModeLosesNoAcknowledgedCommit) {
   SimOptions o;
   o.synchronous_mode = true;
   Totals t;
-  RunSeeds("SyncModeLosesNoAcknowledgedCommit", o, 1,
-           EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds), nullptr, &t);
+  RunSeeds("SyncModeLosesNoAcknowledgedCommit", o, 1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds),
+           nullptr, &t);
   PrintSyncFigures("SyncModeLosesNoAcknowledgedCommit", t);
   EXPECT_GT(t.acked, 0);
   EXPECT_EQ(t.lost, 0);
@@ -179,7 +179,7 @@ TEST(SimTest, SyncModeStrict) {
   o.synchronous_mode_strict = true;
   Totals t;
   RunSeeds("SyncModeStrict", o, 200000,
-           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 2), nullptr, &t);
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 4), nullptr, &t);
   PrintSyncFigures("SyncModeStrict", t);
   EXPECT_GT(t.acked, 0);
 }
@@ -191,7 +191,7 @@ TEST(SimTest, SyncModeFiveMembersTwoSyncStandbys) {
   o.synchronous_node_count = 2;
   Totals t;
   RunSeeds("SyncModeFiveMembersTwoSyncStandbys", o, 300000,
-           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 4), nullptr, &t);
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 8), nullptr, &t);
   PrintSyncFigures("SyncModeFiveMembersTwoSyncStandbys", t);
   EXPECT_GT(t.acked, 0);
 }
@@ -202,7 +202,7 @@ TEST(SimTest, AsyncModeLossIsCounted) {
   SimOptions o;
   Totals t;
   RunSeeds("AsyncModeLossIsCounted", o, 400000,
-           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 2), nullptr, &t);
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 4), nullptr, &t);
   PrintSyncFigures("AsyncModeLossIsCounted", t);
   EXPECT_GT(t.lost, 0) << "no failover ever lost an asynchronous commit: the checker is blind";
 }
@@ -213,6 +213,7 @@ TEST(SimTest, CheckerCatchesSyncGrownTooEarly) {
   SimOptions o;
   o.synchronous_mode = true;
   o.break_sync_order = true;
+  o.fault_rate_per_second = 0.3;
   uint64_t caught_at = 0;
   std::string violation;
   for (uint64_t seed = 1; seed <= 300 && caught_at == 0; ++seed) {

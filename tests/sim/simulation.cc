@@ -1,12 +1,12 @@
 #include "sim/simulation.h"
 
-#include "cluster/codec.h"
-
 #include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
 #include <utility>
+
+#include "cluster/codec.h"
 
 namespace pgwarden::sim {
 namespace {
@@ -723,7 +723,8 @@ class Simulation {
     if (o_.break_sync_order && !a.names.empty()) {
       // BROKEN: record the new standbys in `sync` before they are synchronous and caught up.
       auto v = m.store->Read();
-      if (v) (void)m.store->WriteSync(m.name, a.names, v->view.sync ? v->view.sync->mod_revision : 0);
+      if (v)
+        (void)m.store->WriteSync(m.name, a.names, v->view.sync ? v->view.sync->mod_revision : 0);
     }
     return Ok();
   }
@@ -799,7 +800,8 @@ class Simulation {
     }
     if (o_.synchronous_mode && sync) {
       for (const MemberName& n : sync->sync_standby) {
-        if (Shell* s = Find(n)) must.emplace_back(s, "listed in sync (leader " + sync->leader.str() + ")");
+        if (Shell* s = Find(n))
+          must.emplace_back(s, "listed in sync (leader " + sync->leader.str() + ")");
       }
     }
     for (auto& [m, why] : must) {
