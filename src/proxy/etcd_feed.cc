@@ -57,12 +57,21 @@ bool RunningReplica(const core::Member& m) {
 
 }  // namespace
 
-Topology BuildTopology(const core::ClusterView& view, uint64_t generation) {
+bool SwitchoverPending(const core::ClusterView& view) {
+  if (!view.failover || !view.leader || view.failover->scheduled_at) return false;
+  const core::FailoverRequest& f = *view.failover;
+  if (f.leader) return *f.leader == view.leader->holder;
+  return f.candidate && *f.candidate != view.leader->holder;
+}
+
+Topology BuildTopology(const core::ClusterView& view, uint64_t generation,
+                       bool hold_for_switchover) {
   Topology t;
   t.generation = generation;
   const core::Member* leader = view.leader ? view.FindMember(view.leader->holder) : nullptr;
   if (leader != nullptr && leader->role == core::MemberRole::kPrimary &&
-      leader->state == core::PgState::kRunning) {
+      leader->state == core::PgState::kRunning &&
+      !(hold_for_switchover && SwitchoverPending(view))) {
     if (auto ep = EndpointOfConnUrl(leader->conn_url)) {
       t.primary = Backend{leader->name, *ep, 0, leader->tags.noloadbalance};
     }
@@ -177,7 +186,22 @@ dcs::Revision EtcdFeed::ReadAndPublish() {
   }
   if (view.revision < published_revision_) return published_revision_;  // an older answer
   published_revision_ = view.revision;
-  Topology t = BuildTopology(view, 0);
+  bool hold = false;
+  if (options_.switchover_hold.count() > 0 && SwitchoverPending(view)) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!switchover_seen_ || switchover_seen_->first != view.failover->mod_revision) {
+      switchover_seen_ = std::make_pair(view.failover->mod_revision, now);
+      spdlog::info(
+          "switchover requested from {}: primary-port clients are held until the new "
+          "primary runs (at most {} ms)",
+          view.leader->holder.str(), options_.switchover_hold.count());
+    }
+    hold = now - switchover_seen_->second < options_.switchover_hold;
+  } else {
+    switchover_seen_.reset();
+  }
+  hiding_for_switchover_ = hold;
+  Topology t = BuildTopology(view, 0, hold);
   published_leader_ = view.leader;
   if (published_ && SameTopology(*published_, t)) return view.revision;
   bool roles_changed = !published_ || !SameRoles(*published_, t);
@@ -242,6 +266,24 @@ void EtcdFeed::ContactLoop() {
       continue;
     }
     if (sink_.report_contact) sink_.report_contact();
+    // A switchover request that hid the primary for too long stops doing so.
+    if (hiding_for_switchover_) {
+      bool expired = false;
+      {
+        std::lock_guard publish(publish_mu_);
+        if (switchover_seen_ && std::chrono::steady_clock::now() - switchover_seen_->second >=
+                                    options_.switchover_hold) {
+          expired = true;
+          spdlog::warn("switchover request still pending after {} ms: routing to {} again",
+                       options_.switchover_hold.count(),
+                       published_leader_ ? published_leader_->holder.str() : std::string("-"));
+        }
+      }
+      if (expired) {
+        ReadAndPublish();
+        continue;
+      }
+    }
     // A leader key that differs from the published view means the watch missed or has not yet
     // delivered a change: read everything again rather than wait.
     bool differs;

@@ -39,8 +39,16 @@ std::optional<Endpoint> EndpointOfConnUrl(const std::string& conn_url);
 //  * async replicas: every other running replica;
 //  * lag: the leader's `status` optime minus the replica's received (else replayed) position,
 //    0 when unknown or ahead; noloadbalance from the member's tags.
+//  * with `hold_for_switchover` and SwitchoverPending(view): no primary either (the leader is
+//    about to stop; primary-port clients are held instead of being sent to a server that is
+//    shutting down, and are released to the new primary).
 // `generation` is copied into the snapshot.
-Topology BuildTopology(const core::ClusterView& view, uint64_t generation);
+Topology BuildTopology(const core::ClusterView& view, uint64_t generation,
+                       bool hold_for_switchover = false);
+
+// An unscheduled `failover` request that will make the current leader step down: it names the
+// leader, or names only a candidate other than the leader.
+bool SwitchoverPending(const core::ClusterView& view);
 
 // The dynamic config's ttl (etcd `config` key); nullopt when absent or invalid.
 std::optional<std::chrono::seconds> TtlOfView(const core::ClusterView& view);
@@ -58,6 +66,10 @@ struct EtcdFeedOptions {
   std::chrono::milliseconds contact_interval{500};
   // Pause after a failed read before the next try.
   std::chrono::milliseconds retry_interval{200};
+  // How long a pending switchover request (SwitchoverPending) hides the primary at most; after
+  // that the primary is routed again while the request lingers (a leader that refused it).
+  // Zero: switchover requests are not looked at.
+  std::chrono::milliseconds switchover_hold{5000};
 };
 
 class EtcdFeed {
@@ -103,7 +115,10 @@ class EtcdFeed {
   dcs::Revision published_revision_ = 0;             // guarded by publish_mu_
   std::optional<Topology> published_;                // guarded by publish_mu_ (generation 0)
   std::optional<core::LeaderKey> published_leader_;  // guarded by publish_mu_
-  std::unique_ptr<dcs::Watch> watch_;                // guarded by mu_ (for Cancel)
+  // The pending switchover request (its mod_revision) and when the feed first saw it.
+  std::optional<std::pair<int64_t, std::chrono::steady_clock::time_point>> switchover_seen_;
+  std::atomic<bool> hiding_for_switchover_{false};
+  std::unique_ptr<dcs::Watch> watch_;  // guarded by mu_ (for Cancel)
   std::thread watch_thread_;
   std::thread contact_thread_;
 };

@@ -85,6 +85,25 @@ TEST(BuildTopology, SyncAsyncLagAndTags) {
   EXPECT_TRUE(BuildTopology(v, 1).sync_replicas.empty());
 }
 
+TEST(BuildTopology, PendingSwitchoverHidesThePrimaryWhenAsked) {
+  auto v = View();
+  v.failover = core::FailoverRequest{MemberName("n1"), std::nullopt, std::nullopt, 9};
+  EXPECT_TRUE(SwitchoverPending(v));
+  EXPECT_TRUE(BuildTopology(v, 1, false).primary);
+  Topology held = BuildTopology(v, 1, true);
+  EXPECT_FALSE(held.primary);
+  EXPECT_EQ(Names(held.async_replicas), (std::vector<std::string>{"n2", "n3"}));
+  v.failover = core::FailoverRequest{std::nullopt, MemberName("n2"), std::nullopt, 9};
+  EXPECT_TRUE(SwitchoverPending(v)) << "failover to a candidate";
+  v.failover = core::FailoverRequest{std::nullopt, MemberName("n1"), std::nullopt, 9};
+  EXPECT_FALSE(SwitchoverPending(v)) << "the leader is the candidate: nothing happens";
+  v.failover = core::FailoverRequest{MemberName("n2"), std::nullopt, std::nullopt, 9};
+  EXPECT_FALSE(SwitchoverPending(v)) << "names another leader: stale";
+  v.failover = core::FailoverRequest{MemberName("n1"), std::nullopt, SystemTime{}, 9};
+  EXPECT_FALSE(SwitchoverPending(v)) << "scheduled: not now";
+  EXPECT_TRUE(BuildTopology(v, 1, true).primary);
+}
+
 TEST(EndpointOfConnUrl, Forms) {
   EXPECT_EQ(EndpointOfConnUrl("postgres://u:p@h1:5433/db"), (Endpoint{"h1", 5433}));
   EXPECT_EQ(EndpointOfConnUrl("postgresql://[::1]:6000/db?x=1"), (Endpoint{"::1", 6000}));
