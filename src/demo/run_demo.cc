@@ -343,7 +343,27 @@ int RunDemoApp(const DemoAppOptions& options, const std::string& log_file) {
     text += "still failing since " + FormatWallTime(attempts[*failing_since].wall) + "\n";
   }
   std::cout << text;
-  if (log.is_open()) log << text;
+  if (log.is_open()) {
+    // Every acknowledged id, as ranges, for a loss check against the database afterwards.
+    std::string ids;
+    std::optional<int64_t> first, last;
+    auto flush = [&] {
+      if (!first) return;
+      ids += (ids.empty() ? "" : ",") + std::to_string(*first) +
+             (*last != *first ? "-" + std::to_string(*last) : "");
+    };
+    for (const auto& a : attempts) {
+      if (!a.ok) continue;
+      if (last && a.event_id == *last + 1) {
+        last = a.event_id;
+        continue;
+      }
+      flush();
+      first = last = a.event_id;
+    }
+    flush();
+    log << text << "acknowledged ids: " << ids << "\n";
+  }
   return 0;
 }
 
