@@ -3,6 +3,8 @@
 #include <cctype>
 #include <sstream>
 
+#include "cluster/conn_url.h"
+
 namespace pgwarden::agent {
 namespace {
 
@@ -144,34 +146,9 @@ std::vector<postgres::HbaEntry> HbaEntries(const config::Config& node,
 }
 
 std::optional<std::pair<std::string, int>> HostPortOfConnUrl(const std::string& conn_url) {
-  const std::string scheme = "://";
-  size_t s = conn_url.find(scheme);
-  if (s == std::string::npos) return std::nullopt;
-  std::string rest = conn_url.substr(s + scheme.size());
-  if (size_t at = rest.find('@'); at != std::string::npos) rest = rest.substr(at + 1);
-  rest = rest.substr(0, rest.find('/'));
-  std::string host;
-  std::string port_text;
-  if (!rest.empty() && rest[0] == '[') {
-    size_t close = rest.find(']');
-    if (close == std::string::npos) return std::nullopt;
-    host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size() && rest[close + 1] == ':') port_text = rest.substr(close + 2);
-  } else {
-    size_t colon = rest.rfind(':');
-    host = rest.substr(0, colon);
-    if (colon != std::string::npos) port_text = rest.substr(colon + 1);
-  }
-  int port = 5432;
-  if (!port_text.empty()) {
-    port = 0;
-    for (char c : port_text) {
-      if (!std::isdigit(static_cast<unsigned char>(c)) || port > 65535) return std::nullopt;
-      port = port * 10 + (c - '0');
-    }
-  }
-  if (host.empty() || port <= 0 || port > 65535) return std::nullopt;
-  return std::make_pair(host, port);
+  auto address = cluster::ParseConnUrl(conn_url);
+  if (!address) return std::nullopt;
+  return std::make_pair(address->host, static_cast<int>(address->port.value_or(5432)));
 }
 
 std::string SlotNameFor(const MemberName& member) {

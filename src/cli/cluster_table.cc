@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
+
+#include "cluster/conn_url.h"
 
 namespace pgwarden::cli {
 namespace {
@@ -13,10 +14,14 @@ std::string StateName(const core::Member& m, bool is_leader) {
     case core::PgState::kRunning:
       // A running replica streams from its upstream (the agent restarts one that cannot).
       return (!is_leader && m.role == core::MemberRole::kReplica) ? "streaming" : "running";
-    case core::PgState::kStarting: return "starting";
-    case core::PgState::kStopping: return "stopping";
-    case core::PgState::kStopped: return "stopped";
-    case core::PgState::kCrashed: return "crashed";
+    case core::PgState::kStarting:
+      return "starting";
+    case core::PgState::kStopping:
+      return "stopping";
+    case core::PgState::kStopped:
+      return "stopped";
+    case core::PgState::kCrashed:
+      return "crashed";
   }
   return "unknown";
 }
@@ -26,8 +31,8 @@ std::string TagsText(const core::Tags& t) {
   if (t.nofailover) parts.emplace_back("nofailover");
   if (t.nosync) parts.emplace_back("nosync");
   if (t.noloadbalance) parts.emplace_back("noloadbalance");
-  if (t.failover_priority != 1) parts.push_back("failover_priority: " +
-                                                std::to_string(t.failover_priority));
+  if (t.failover_priority != 1)
+    parts.push_back("failover_priority: " + std::to_string(t.failover_priority));
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
   return out;
@@ -44,12 +49,11 @@ std::string LagMb(const MemberRow& row) {
 }  // namespace
 
 std::string HostFromConnUrl(const std::string& conn_url) {
-  auto scheme = conn_url.find("://");
-  if (scheme == std::string::npos) return conn_url;
-  std::string rest = conn_url.substr(scheme + 3);
-  if (auto at = rest.rfind('@', rest.find('/')); at != std::string::npos) rest = rest.substr(at + 1);
-  if (auto end = rest.find_first_of("/?"); end != std::string::npos) rest = rest.substr(0, end);
-  return rest;
+  auto address = cluster::ParseConnUrl(conn_url);
+  if (!address) return conn_url;
+  std::string host =
+      address->host.find(':') != std::string::npos ? "[" + address->host + "]" : address->host;
+  return address->port ? host + ":" + std::to_string(*address->port) : host;
 }
 
 ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView& view) {
@@ -65,9 +69,9 @@ ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView
     const bool is_leader = view.LeaderIs(name);
     row.member = name.str();
     row.host = HostFromConnUrl(m.conn_url);
-    bool sync = view.sync && std::find(view.sync->sync_standby.begin(),
-                                       view.sync->sync_standby.end(),
-                                       name) != view.sync->sync_standby.end();
+    bool sync = view.sync &&
+                std::find(view.sync->sync_standby.begin(), view.sync->sync_standby.end(), name) !=
+                    view.sync->sync_standby.end();
     row.role = is_leader ? "Leader" : sync ? "Sync Standby" : "Replica";
     row.state = StateName(m, is_leader);
     row.timeline = m.timeline.value();
@@ -94,8 +98,8 @@ std::string RenderTable(const ClusterTable& table) {
   if (any_tags) headers.emplace_back("Tags");
   std::vector<std::vector<std::string>> cells;
   for (const auto& r : table.rows) {
-    std::vector<std::string> line = {r.member, r.host, r.role, r.state,
-                                     r.timeline ? std::to_string(r.timeline) : "", LagMb(r)};
+    std::vector<std::string> line = {
+        r.member, r.host, r.role, r.state, r.timeline ? std::to_string(r.timeline) : "", LagMb(r)};
     if (any_tags) line.push_back(r.tags);
     cells.push_back(std::move(line));
   }
@@ -107,7 +111,8 @@ std::string RenderTable(const ClusterTable& table) {
   auto rule = [&](std::string title) {
     std::string out = "+";
     for (size_t i = 0; i < width.size(); ++i) out += std::string(width[i] + 2, '-') + "+";
-    if (!title.empty() && title.size() + 4 < out.size()) out.replace(1, title.size() + 2, " " + title + " ");
+    if (!title.empty() && title.size() + 4 < out.size())
+      out.replace(1, title.size() + 2, " " + title + " ");
     return out + "\n";
   };
   auto row = [&](const std::vector<std::string>& line) {
@@ -131,8 +136,11 @@ std::string RenderTable(const ClusterTable& table) {
 std::string RenderJson(const ClusterTable& table) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : table.rows) {
-    nlohmann::json j = {{"Cluster", table.scope}, {"Member", r.member}, {"Host", r.host},
-                        {"Role", r.role},         {"State", r.state}};
+    nlohmann::json j = {{"Cluster", table.scope},
+                        {"Member", r.member},
+                        {"Host", r.host},
+                        {"Role", r.role},
+                        {"State", r.state}};
     if (r.timeline) j["TL"] = r.timeline;
     if (r.lag_bytes) j["Lag in MB"] = static_cast<double>(*r.lag_bytes) / 1048576.0;
     if (!r.tags.empty()) j["Tags"] = r.tags;

@@ -6,40 +6,15 @@
 #include <cctype>
 
 #include "cluster/cluster_store.h"
+#include "cluster/conn_url.h"
 #include "config/dynamic_config.h"
 
 namespace pgwarden::proxy {
 
 std::optional<Endpoint> EndpointOfConnUrl(const std::string& conn_url) {
-  const std::string scheme = "://";
-  size_t s = conn_url.find(scheme);
-  if (s == std::string::npos) return std::nullopt;
-  std::string rest = conn_url.substr(s + scheme.size());
-  rest = rest.substr(0, rest.find_first_of("/?"));
-  if (size_t at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
-  std::string host;
-  std::string port_text;
-  if (!rest.empty() && rest[0] == '[') {
-    size_t close = rest.find(']');
-    if (close == std::string::npos) return std::nullopt;
-    host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size()) {
-      if (rest[close + 1] != ':') return std::nullopt;
-      port_text = rest.substr(close + 2);
-    }
-  } else {
-    size_t colon = rest.rfind(':');
-    host = rest.substr(0, colon);
-    if (colon != std::string::npos) port_text = rest.substr(colon + 1);
-  }
-  if (host.empty() || port_text.empty() || port_text.size() > 5) return std::nullopt;
-  uint32_t port = 0;
-  for (char c : port_text) {
-    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
-    port = port * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (port == 0 || port > 65535) return std::nullopt;
-  return Endpoint{host, static_cast<uint16_t>(port)};
+  auto address = cluster::ParseConnUrl(conn_url);
+  if (!address || !address->port) return std::nullopt;  // a port is never guessed
+  return Endpoint{address->host, *address->port};
 }
 
 namespace {
