@@ -38,11 +38,11 @@ std::string TagsText(const core::Tags& t) {
   return out;
 }
 
+// Whole MB, rounded as patronictl does: a replica a few bytes behind shows 0, not 1.
 std::string LagMb(const MemberRow& row) {
   if (!row.lag_bytes) return "";
-  if (*row.lag_bytes == 0) return "0";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f", std::max(1.0, *row.lag_bytes / 1048576.0));
+  std::snprintf(buf, sizeof buf, "%.0f", *row.lag_bytes / 1048576.0);
   return buf;
 }
 

@@ -75,6 +75,14 @@ TEST(ClusterTable, JsonUsesPatronictlFieldNames) {
   EXPECT_EQ(json[1]["Cluster"], "demo");
 }
 
+TEST(ClusterTable, LagRoundsToWholeMegabytes) {
+  auto view = ThreeMembers();
+  view.members[MemberName("n2")].received_lsn = Lsn((64ull << 20) - 4096);
+  view.members[MemberName("n2")].replayed_lsn = Lsn((64ull << 20) - 4096);
+  std::string text = RenderTable(BuildClusterTable("demo", view));
+  EXPECT_NE(text.find("| streaming |  2 |         0 |"), std::string::npos) << text;
+}
+
 TEST(ClusterTable, HostFromConnUrl) {
   EXPECT_EQ(HostFromConnUrl("postgres://u:p@10.0.0.1:5432/db?sslmode=require"), "10.0.0.1:5432");
   EXPECT_EQ(HostFromConnUrl("postgresql://127.0.0.1:6000"), "127.0.0.1:6000");
