@@ -1,8 +1,6 @@
 #include "agent/agent.h"
 
 #include <signal.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -10,6 +8,7 @@
 
 #include "agent/agent_internal.h"
 #include "agent/settings.h"
+#include "config/logging.h"
 
 namespace pgwarden::agent {
 namespace {
@@ -469,24 +468,6 @@ void Agent::Shutdown() {
 
 namespace {
 
-spdlog::level::level_enum ToSpdLevel(config::LogLevel level) {
-  switch (level) {
-    case config::LogLevel::kTrace:
-      return spdlog::level::trace;
-    case config::LogLevel::kDebug:
-      return spdlog::level::debug;
-    case config::LogLevel::kInfo:
-      return spdlog::level::info;
-    case config::LogLevel::kWarning:
-      return spdlog::level::warn;
-    case config::LogLevel::kError:
-      return spdlog::level::err;
-    case config::LogLevel::kCritical:
-      return spdlog::level::critical;
-  }
-  return spdlog::level::info;
-}
-
 Agent* g_agent = nullptr;
 
 }  // namespace
@@ -498,21 +479,10 @@ int RunAgent(const std::string& config_path) {
     return 2;
   }
   const config::Config& node = loaded->config;
-  std::shared_ptr<spdlog::logger> logger;
-  try {
-    if (node.log.dir.empty()) {
-      logger = spdlog::stderr_color_mt(node.name);
-    } else {
-      logger = spdlog::basic_logger_mt(node.name, node.log.dir + "/pgwarden.log");
-    }
-  } catch (const std::exception& e) {
-    std::cerr << "pgwarden agent: cannot open the log: " << e.what() << "\n";
+  if (auto logging = config::StartLogging(node.log, node.name, "pgwarden.log"); !logging) {
+    std::cerr << "pgwarden agent: " << logging.error().message << "\n";
     return 2;
   }
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %n: %v");
-  logger->set_level(ToSpdLevel(node.log.level));
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
   for (const auto& w : loaded->warnings) spdlog::warn("{}", w);
 
   // Signals are taken by one thread with sigtimedwait; every other thread has them blocked.

@@ -1,8 +1,6 @@
 #include "proxy/command.h"
 
 #include <signal.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +13,7 @@
 
 #include "cluster/cluster_store.h"
 #include "config/ha_timing.h"
+#include "config/logging.h"
 #include "dcs/etcd3/etcd_dcs.h"
 #include "proxy/etcd_feed.h"
 
@@ -53,24 +52,6 @@ ProxyOptions MakeProxyOptions(const config::ProxyConfig& c, milliseconds dcs_ttl
 
 namespace {
 
-spdlog::level::level_enum ToSpdLevel(config::LogLevel level) {
-  switch (level) {
-    case config::LogLevel::kTrace:
-      return spdlog::level::trace;
-    case config::LogLevel::kDebug:
-      return spdlog::level::debug;
-    case config::LogLevel::kInfo:
-      return spdlog::level::info;
-    case config::LogLevel::kWarning:
-      return spdlog::level::warn;
-    case config::LogLevel::kError:
-      return spdlog::level::err;
-    case config::LogLevel::kCritical:
-      return spdlog::level::critical;
-  }
-  return spdlog::level::info;
-}
-
 dcs::EtcdOptions EtcdOptionsFor(const config::ProxyConfig& c, milliseconds request_timeout) {
   dcs::EtcdOptions o;
   for (const config::HostPort& h : c.etcd.hosts) o.endpoints.push_back(h.ToString());
@@ -88,19 +69,10 @@ int RunProxy(const std::string& config_path) {
     return 2;
   }
   const config::ProxyConfig& cfg = loaded->config;
-  std::shared_ptr<spdlog::logger> logger;
-  try {
-    logger = cfg.log.dir.empty()
-                 ? spdlog::stderr_color_mt("proxy")
-                 : spdlog::basic_logger_mt("proxy", cfg.log.dir + "/pgwarden-proxy.log");
-  } catch (const std::exception& e) {
-    std::cerr << "pgwarden proxy: cannot open the log: " << e.what() << "\n";
+  if (auto logging = config::StartLogging(cfg.log, "proxy", "pgwarden-proxy.log"); !logging) {
+    std::cerr << "pgwarden proxy: " << logging.error().message << "\n";
     return 2;
   }
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %n: %v");
-  logger->set_level(ToSpdLevel(cfg.log.level));
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
   for (const auto& w : loaded->warnings) spdlog::warn("{}", w);
 
   // Signals are taken by one thread with sigtimedwait; every other thread has them blocked.
