@@ -410,11 +410,12 @@ leader_changes, leader_seq = changes(all_rows, "leader")
 rev_changes, _ = changes([r for r in all_rows if r.get("leader_create_rev") not in ("", None)], "leader_create_rev")
 hist = [r["history_len"] for r in all_rows if r.get("history_len") not in ("", None, "?")]
 hist_growth = (int(hist[-1]) - int(hist[0])) if hist else None
-sync_changes, sync_seq = changes(all_rows, "sync_standby")
+sync_changes, sync_seq = changes([r for r in rows if r["phase"] != "settle"], "sync_standby")
 flaps = {}
+run_rows = [r for r in rows if r["phase"] != "settle"]  # the settle phase still sees the start-up
 for m in members:
-    n1, s1 = changes(all_rows, f"{m}_role"); n2, s2 = changes(all_rows, f"{m}_state")
-    n3, s3 = changes(all_rows, f"{m}_key_role"); n4, s4 = changes(all_rows, f"{m}_key_state")
+    n1, s1 = changes(run_rows, f"{m}_role"); n2, s2 = changes(run_rows, f"{m}_state")
+    n3, s3 = changes(run_rows, f"{m}_key_role"); n4, s4 = changes(run_rows, f"{m}_key_state")
     flaps[m] = {"api_role": n1, "api_state": n2, "key_role": n3, "key_state": n4,
                 "examples": (s1 + s2 + s3 + s4)[:6]}
 lag_max = {}; lag_s_max = {}
@@ -526,7 +527,7 @@ P("**etcd** (W/E lines)" + ("" if ec else ": none"))
 for (lvl, msg), n in sorted(ec.items(), key=lambda kv: -kv[1])[:15]:
     P(f"- {n}× {lvl} `{msg}` (first {efirst[(lvl, msg)]})")
 P("")
-P("## Member state changes (first few)\n")
+P("## Member state changes after the start-up (first few)\n")
 for m in members:
     ex = flaps[m]["examples"]
     P(f"- {m}: " + ("none" if not ex else "; ".join(f"{t}: {a} → {b}" for t, a, b in ex)))
