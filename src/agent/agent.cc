@@ -26,8 +26,10 @@ bool Is(const core::Action& a) {
 
 }  // namespace
 
-Agent::Agent(config::Config node)
+Agent::Agent(config::Config node, std::string config_path)
     : node_(std::move(node)),
+      config_path_(std::move(config_path)),
+      pgwarden_settings_(node_.pgwarden),
       dynamic_(node_.bootstrap.dcs),
       keys_(node_.dcs_namespace, node_.scope) {
   std::string adjusted;
@@ -74,8 +76,9 @@ Result<void> Agent::StartThreads() {
 
   auto api_dcs = dcs::EtcdDcs::Create(MakeEtcdOptions(node_, ha_.retry_timeout));
   if (!api_dcs) return Fail(api_dcs.error());
-  control_ = std::make_unique<AgentControl>(*this, std::move(*api_dcs), keys_,
-                                            ha_.switchover_timeout + ha_.ttl * 2);
+  control_ = std::make_unique<AgentControl>(
+      *this, std::move(*api_dcs), keys_, ha_.switchover_timeout + ha_.ttl * 2,
+      [this](const std::string& json) { return CheckDynamicConfig(json); });
   api_ = std::make_unique<api::PatroniApi>(control_.get());
   api::HttpServerOptions so;
   so.listen = node_.restapi.listen.ToString();
@@ -146,23 +149,23 @@ bool Agent::MayAcceptWrites() const {
 }
 
 void Agent::FenceLoop() {
-  const Duration fence_after = timing_.FenceAfter();
+  // The lease end already accounts for a ttl change (the earlier of two leases while our keys
+  // move from one to the other): the fence stops writes kFenceMargin before it.
   while (!threads_stop_) {
     std::this_thread::sleep_for(kFencePeriod);
-    const int64_t ns = keeper_->LastConfirmedSendNs();
+    const int64_t end_ns = keeper_->LeaseEndNs();
     const bool lost = fence_now_.exchange(false);
-    if (!lost && ns == 0) continue;  // no lease confirmed yet: the core decides at startup
+    if (!lost && end_ns == 0) continue;  // no lease confirmed yet: the core decides at startup
     const SteadyTime now = SteadyClock::now();
-    const bool expired = lost || now >= SteadyTime(std::chrono::nanoseconds(ns)) + fence_after;
+    const SteadyTime fence_at =
+        SteadyTime(std::chrono::nanoseconds(end_ns)) - config::HaTiming::kFenceMargin;
+    const bool expired = lost || now >= fence_at;
     if (!expired || !MayAcceptWrites()) continue;
     if (worker_->StopImmediatelyNow(std::chrono::seconds(2))) {
-      const auto since = ns == 0 ? 0
-                                 : std::chrono::duration_cast<milliseconds>(
-                                       now - SteadyTime(std::chrono::nanoseconds(ns)))
-                                       .count();
-      spdlog::warn(
-          "FENCE: {}; PostgreSQL stopped immediately (last confirmed keep-alive sent {} ms ago)",
-          lost ? "the lease is lost" : "no keep-alive confirmed within ttl - 500ms", since);
+      const auto late =
+          end_ns == 0 ? 0 : std::chrono::duration_cast<milliseconds>(now - fence_at).count();
+      spdlog::warn("FENCE: {}; PostgreSQL stopped immediately ({} ms past the fence deadline)",
+                   lost ? "the lease is lost" : "no keep-alive confirmed within ttl - 500ms", late);
       leader_flag_ = false;
       Wake();
     }
@@ -207,13 +210,24 @@ void Agent::ApplyDynamicConfig(const core::ClusterView& view) {
   ha_ = MakeHaConfig(node_, dynamic_, &adjusted);
   if (!adjusted.empty()) spdlog::warn("HA timing adjusted for the decision core: {}", adjusted);
   spdlog::info("dynamic config applied (revision {})", dynamic_revision_);
-  // The lease TTL and keep-alive cadence are fixed at start (from the node's bootstrap.dcs).
+  // The lease follows the new ttl (LeaseKeeper grants a successor; MoveKeysToSuccessorLease).
+  auto timing = config::ResolveHaTiming(dynamic_, pgwarden_settings_);
+  if (!timing) {
+    spdlog::error("dynamic ttl {}s: {}; the lease keeps its ttl", dynamic_.ttl.count(),
+                  timing.error().message);
+    return;
+  }
+  if (keeper_) keeper_->SetTiming(timing->ttl, timing->keepalive_interval);
 }
 
 void Agent::ControlTurn() {
+  // A ttl change: our keys move to the successor lease here, on the control thread, so that the
+  // lease in this turn's observation and the one the view shows our keys on agree.
+  MoveKeysToSuccessorLease();
   core::Observation obs;
   // The lease facts are read before the clock: the fence deadline must not look later than it is.
-  obs.lease = keeper_->Facts();
+  std::chrono::seconds lease_ttl{0};
+  obs.lease = keeper_->Facts(&lease_ttl);
   auto read = store_->Read();
   obs.now = SteadyClock::now();
   obs.wall_now = std::chrono::system_clock::now();
@@ -270,7 +284,15 @@ void Agent::ControlTurn() {
   }
   obs.probes = prober_->Latest();
 
-  core::Decision d = core::Decide(memory_, obs, ha_);
+  // The core's fence deadline is computed with the ttl of the lease actually held, which lags a
+  // change of the dynamic ttl until our keys moved to the successor lease.
+  core::HaConfig turn_config = ha_;
+  if (lease_ttl.count() > 0 && lease_ttl != ha_.ttl) {
+    config::DynamicConfig held = dynamic_;
+    held.ttl = lease_ttl;
+    turn_config = MakeHaConfig(node_, held);
+  }
+  core::Decision d = core::Decide(memory_, obs, turn_config);
   memory_ = d.next;
   leader_ = d.leader;
   leader_flag_ = d.leader;
@@ -279,7 +301,12 @@ void Agent::ControlTurn() {
     last_reason_ = d.reason;
   }
   wake_at_floor_.reset();
+  if (publishing_stopping_ && !(obs.in_flight && Is<core::StopPostgres>(obs.in_flight->action))) {
+    publishing_stopping_ = false;
+  }
   Execute(d, obs);
+  RunOperatorRequest();
+  ApplyParametersIfChanged();
   wake_at_ = std::max(d.wake_at, SteadyClock::now() + milliseconds(5));
   if (wake_at_floor_) wake_at_ = *wake_at_floor_;
   Publish(d);
@@ -335,7 +362,16 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
       return;
     }
     if (cluster::ClusterStore::IsEtcdAction(action)) {
-      Result<void> r = store_->Execute(action, me, obs.lease.id);
+      Result<void> r;
+      if (const auto* wm = std::get_if<core::WriteMember>(&action);
+          wm && publishing_stopping_ && wm->member.state == core::PgState::kRunning) {
+        // A switchover is stopping PostgreSQL: the member key says "stopping" until it is down.
+        core::WriteMember stopping = *wm;
+        stopping.member.state = core::PgState::kStopping;
+        r = store_->Execute(stopping, me, obs.lease.id);
+      } else {
+        r = store_->Execute(action, me, obs.lease.id);
+      }
       if (r && Is<core::ClaimBootstrap>(action) && !obs.cluster->config_json) {
         // The member that creates the cluster publishes its bootstrap.dcs as `config`.
         auto put = dcs_->Txn({dcs::Compare::Absent(keys_.config)},
@@ -385,6 +421,22 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
       return;
     }
     // PostgreSQL operations.
+    if (const auto* stop = std::get_if<core::StopPostgres>(&action);
+        stop && stop->mode == core::StopMode::kFast && d.next.switchover && obs.cluster) {
+      // A planned switchover: publish state "stopping" first, so that the proxies stop sending
+      // new clients here before PostgreSQL starts refusing them.
+      if (const core::Member* stored = obs.cluster->FindMember(me)) {
+        core::Member m = *stored;
+        m.state = core::PgState::kStopping;
+        m.lease = obs.lease.id;
+        if (auto r = store_->Execute(core::WriteMember{m}, me, obs.lease.id); !r) {
+          spdlog::warn("publishing state stopping: {}", r.error().ToString());
+        } else {
+          spdlog::info("switchover: member state \"stopping\" published");
+        }
+      }
+      publishing_stopping_ = true;
+    }
     if (const auto* stop = std::get_if<core::StopPostgres>(&action)) {
       if (stop->mode == core::StopMode::kImmediate) {
         // Fencing: writes must stop now, not when the worker gets to it; the actions after it
@@ -494,7 +546,7 @@ int RunAgent(const std::string& config_path) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  Agent agent(node);
+  Agent agent(node, config_path);
   g_agent = &agent;
   std::atomic<bool> done{false};
   std::thread signals([&] {
@@ -505,7 +557,10 @@ int RunAgent(const std::string& config_path) {
         spdlog::info("signal {}: stopping", sig);
         agent.RequestStop();
       } else if (sig == SIGHUP) {
-        spdlog::info("SIGHUP: configuration reload is not implemented yet; ignored");
+        spdlog::info("SIGHUP: reloading {}", config_path);
+        if (auto r = agent.OperatorReload(); !r) {
+          spdlog::error("reload: {}", r.error().message);
+        }
       }
     }
   });

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/config_patch.h"
 #include "agent/lease_keeper.h"
 #include "agent/pg_worker.h"
 #include "api/http_server.h"
@@ -66,8 +68,10 @@ class Agent;
 // The REST API's control endpoints: writes the `failover` key and waits for the outcome.
 class AgentControl final : public api::ControlPlane {
  public:
+  // `check`: the node's own checks of a new dynamic config (the keep-alive rule), after the
+  // config module's parser.
   AgentControl(Agent& agent, std::unique_ptr<dcs::Dcs> dcs, cluster::Keys keys,
-               Duration switchover_timeout);
+               Duration switchover_timeout, ConfigCheck check = {});
   Result<std::string> RequestSwitchover(const api::SwitchoverRequest& request) override;
   Result<std::string> RequestFailover(const std::string& candidate) override;
   Result<void> CancelScheduledSwitchover() override;
@@ -86,16 +90,41 @@ class AgentControl final : public api::ControlPlane {
   std::unique_ptr<dcs::Dcs> dcs_;
   cluster::ClusterStore store_;
   Duration timeout_;
+  ConfigCheck check_;
+};
+
+// An operator request (REST API / SIGHUP) handed to the control thread, which carries it out
+// between two HA turns. `submitted` is set when it was handed to the PostgreSQL worker (or
+// applied, or refused); `done` when the worker finished it.
+struct OperatorRequest {
+  enum class Kind { kRestart, kReinitialize, kReload };
+  Kind kind = Kind::kRestart;
+  std::optional<std::chrono::seconds> timeout;  // kRestart: start timeout
+  std::optional<config::Config> reloaded;       // kReload: the file as read again
+  std::promise<Result<void>> submitted;
+  std::promise<Result<void>> done;
 };
 
 class Agent {
  public:
-  explicit Agent(config::Config node);
+  // `config_path`: the file the node config was read from (re-read by Reload); may be empty.
+  explicit Agent(config::Config node, std::string config_path = "");
   ~Agent();
   // Starts the threads and runs the control loop until RequestStop(). Returns the exit status.
   int Run();
   void RequestStop();
   void Wake();
+
+  // Operator requests (any thread; each bounded in time). Restart: stop and start this member's
+  // PostgreSQL in its role, through the worker; returns once it ran. Reinitialize: a replica
+  // re-clones from the leader (returns once started). Reload: re-reads the config file and
+  // applies what can change live (returns once read and queued).
+  Result<std::string> OperatorRestart(const api::RestartRequest& request);
+  Result<void> OperatorReinitialize(bool force);
+  Result<void> OperatorReload();
+  // The node's own checks of a dynamic config value (the keep-alive rule with this node's
+  // keep-alive settings): nullopt when fine, else what is wrong.
+  std::optional<std::string> CheckDynamicConfig(const std::string& config_json) const;
 
  private:
   Result<void> StartThreads();
@@ -103,6 +132,12 @@ class Agent {
   void Execute(const core::Decision& decision, const core::Observation& obs);
   PgTask MakeTask(const core::Action& action) const;
   void ApplyDynamicConfig(const core::ClusterView& view);
+  void MoveKeysToSuccessorLease();
+  void ApplyLocalConfig(const config::Config& reloaded);
+  void RunOperatorRequest();
+  void ApplyParametersIfChanged();
+  Result<void> QueueOperatorRequest(std::shared_ptr<OperatorRequest> request,
+                                    Duration submit_timeout);
   void FenceLoop();
   void WatchLoop();
   void Publish(const core::Decision& decision);
@@ -110,6 +145,8 @@ class Agent {
   bool MayAcceptWrites() const;
 
   config::Config node_;
+  const std::string config_path_;
+  const config::PgwardenSettings pgwarden_settings_;  // fixed at start (keep-alive settings)
   config::DynamicConfig dynamic_;
   int64_t dynamic_revision_ = -1;
   core::HaConfig ha_;
@@ -134,9 +171,14 @@ class Agent {
   SystemTime dcs_last_seen_{};
   bool leader_ = false;
   std::optional<SteadyTime> last_pg_failure_;  // the last PostgreSQL operation failed then
+  // A retry pause: the next turn is not earlier.
   std::optional<SteadyTime> wake_at_floor_;
-  std::optional<SteadyTime> not_streaming_since_;  // running replica without a WAL receiver    // a
-                                                   // retry pause: the next turn is not earlier
+  // A running replica without a WAL receiver, since then.
+  std::optional<SteadyTime> not_streaming_since_;
+  int lease_move_conflicts_ = 0;  // failed moves of our keys to the successor lease
+  // The managed PostgreSQL parameters as last handed to the worker (nullopt: not yet).
+  std::optional<std::map<std::string, std::string>> applied_parameters_;
+  bool publishing_stopping_ = false;  // a switchover stops PostgreSQL: member state "stopping"
 
   // Cross-thread.
   std::mutex wake_mu_;
@@ -146,6 +188,9 @@ class Agent {
   std::atomic<bool> leader_flag_{false};  // the last decision's `leader`
   std::atomic<bool> fence_now_{false};    // the lease was lost: fence at once
   std::atomic<bool> threads_stop_{false};
+  std::atomic<bool> apply_failed_{false};  // the last parameter reload failed: retry
+  std::mutex op_mu_;
+  std::shared_ptr<OperatorRequest> operator_request_;  // guarded by op_mu_
   std::thread fence_thread_;
   std::thread watch_thread_;
   std::unique_ptr<dcs::Watch> watch_;

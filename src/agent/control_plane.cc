@@ -1,7 +1,11 @@
-// AgentControl: the REST API's switchover / failover requests. The request is written to the
-// `failover` key (create-only: one operation at a time); the leader's (or, without a leader,
-// the candidate's) decision core carries it out. Like Patroni's poll_failover_result, the call
-// then polls the leader key until the leadership moved, the request vanished, or time is up.
+// AgentControl: the REST API's control requests.
+// Switchover / failover: the request is written to the `failover` key (create-only: one
+// operation at a time); the leader's (or, without a leader, the candidate's) decision core
+// carries it out. Like Patroni's poll_failover_result, the call then polls the leader key until
+// the leadership moved, the request vanished, or time is up.
+// PATCH / PUT /config: merged and validated here, then written to the `config` key with a
+// compare-and-swap (config_patch.h); every agent applies it from there. Restart, reload and
+// reinitialize: handed to the agent's control thread (agent_operations.cc).
 #include <thread>
 
 #include "agent/agent_internal.h"
@@ -9,11 +13,12 @@
 namespace pgwarden::agent {
 
 AgentControl::AgentControl(Agent& agent, std::unique_ptr<dcs::Dcs> dcs, cluster::Keys keys,
-                           Duration switchover_timeout)
+                           Duration switchover_timeout, ConfigCheck check)
     : agent_(agent),
       dcs_(std::move(dcs)),
       store_(*dcs_, std::move(keys)),
-      timeout_(switchover_timeout) {}
+      timeout_(switchover_timeout),
+      check_(std::move(check)) {}
 
 Result<std::string> AgentControl::WaitForLeader(const std::optional<std::string>& old_leader,
                                                 const std::optional<std::string>& candidate,
@@ -127,29 +132,30 @@ Result<void> AgentControl::CancelScheduledSwitchover() {
   return store_.ClearFailoverRequest(read->view.failover->mod_revision);
 }
 
-namespace {
-Result<std::string> NotYet(const char* what) {
-  return Fail(ErrorCode::kFailed, std::string(what) + " is not implemented by the agent yet");
+Result<std::string> AgentControl::PatchConfig(const std::string& patch_json) {
+  auto written = PatchConfigKey(*dcs_, store_.keys().config, patch_json, check_);
+  if (written) agent_.Wake();
+  return written;
 }
-}  // namespace
 
-Result<std::string> AgentControl::PatchConfig(const std::string&) {
-  return NotYet("PATCH /config");
+Result<std::string> AgentControl::ReplaceConfig(const std::string& config_json) {
+  auto written = ReplaceConfigKey(*dcs_, store_.keys().config, config_json, check_);
+  if (written) agent_.Wake();
+  return written;
 }
-Result<std::string> AgentControl::ReplaceConfig(const std::string&) {
-  return NotYet("PUT /config");
+
+Result<std::string> AgentControl::Restart(const api::RestartRequest& request) {
+  return agent_.OperatorRestart(request);
 }
-Result<std::string> AgentControl::Restart(const api::RestartRequest&) {
-  return NotYet("POST /restart");
-}
+
 Result<void> AgentControl::CancelScheduledRestart() {
   return Fail(ErrorCode::kNotFound, "no restart is scheduled");
 }
-Result<void> AgentControl::Reload() {
-  return Fail(ErrorCode::kFailed, "POST /reload is not implemented by the agent yet");
-}
-Result<void> AgentControl::Reinitialize(bool, bool) {
-  return Fail(ErrorCode::kFailed, "POST /reinitialize is not implemented by the agent yet");
+
+Result<void> AgentControl::Reload() { return agent_.OperatorReload(); }
+
+Result<void> AgentControl::Reinitialize(bool force, bool) {
+  return agent_.OperatorReinitialize(force);
 }
 
 }  // namespace pgwarden::agent

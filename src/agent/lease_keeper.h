@@ -10,7 +10,14 @@
 // When etcd answers that the lease is gone (kNotFound: expired or revoked), the keeper calls
 // `on_lost` at once (the agent fences from there), then grants a new lease.
 //
-// Thread-safety: Facts() / Stop() / Revoke() from any thread.
+// A ttl change at runtime (SetTiming, from the dynamic config): an etcd lease's TTL is fixed at
+// grant, so the keeper grants a SUCCESSOR lease with the new ttl and keeps both alive. The
+// control thread moves the leader and member keys to the successor with a compare-and-swap
+// (their value and mod revision unchanged meanwhile) and then calls Adopt(): the successor
+// becomes the lease and the old one is revoked. While both are held, the lease end the fence
+// uses is the EARLIER of the two, since the keys may be on either.
+//
+// Thread-safety: every public method may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -18,7 +25,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "core/model.h"
@@ -39,24 +48,48 @@ class LeaseKeeper {
   // Stops and revokes the lease (bounded by the request timeout): our keys disappear at once.
   void StopAndRevoke();
 
-  core::LeaseFacts Facts() const;
-  // Steady time of the last confirmed send, as nanoseconds since the epoch (0: none). Lock-free.
-  int64_t LastConfirmedSendNs() const { return last_send_ns_.load(); }
+  // The lease facts the core decides on, and (`*ttl`) the ttl the fence deadline is computed
+  // with: last_confirmed_send + ttl is the earliest end of any lease our keys may be on.
+  core::LeaseFacts Facts(std::chrono::seconds* ttl = nullptr) const;
+  // The earliest moment the lease our keys are on can expire at etcd, as steady nanoseconds
+  // since the epoch (0: no lease confirmed). Lock-free: the fence thread reads it.
+  int64_t LeaseEndNs() const { return lease_end_ns_.load(); }
+
+  // New ttl / renewal cadence. A lease already granted gets a successor (see above).
+  void SetTiming(std::chrono::seconds ttl, Duration interval);
+  struct Successor {
+    int64_t id = 0;
+    std::chrono::seconds ttl{0};
+  };
+  // A successor lease waiting for the keys to move to it.
+  std::optional<Successor> PendingSuccessor() const;
+  // The keys are on successor `id` now: it becomes the lease; the old one is revoked.
+  void Adopt(int64_t id);
+  // Gives successor `id` up (revoked); a new one is granted at a later renewal.
+  void Abandon(int64_t id);
 
  private:
+  struct Held {
+    int64_t id = 0;
+    std::chrono::seconds ttl{0};
+    int64_t send_ns = 0;  // steady ns of the last confirmed send; 0: none
+  };
   void Run();
+  void UpdateEndLocked();  // mu_ held
 
   std::unique_ptr<dcs::Dcs> dcs_;
-  const std::chrono::seconds ttl_;
-  const Duration interval_;
   std::function<void()> on_change_;
   std::function<void()> on_lost_;
-  std::atomic<int64_t> lease_id_{0};
-  std::atomic<int64_t> last_send_ns_{0};
-  std::atomic<bool> lost_{false};
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  Held current_;                    // guarded by mu_
+  Held successor_;                  // guarded by mu_; id 0: none
+  std::chrono::seconds want_ttl_;   // guarded by mu_
+  Duration interval_;               // guarded by mu_
+  bool lost_ = false;               // guarded by mu_
+  std::vector<int64_t> to_revoke_;  // guarded by mu_
+  std::atomic<int64_t> lease_end_ns_{0};
   std::thread thread_;
 };
 

@@ -202,6 +202,7 @@ void PgWorker::WorkerLoop() {
       spdlog::warn("postgres: {} failed after {} ms: {}", what, took.count(),
                    result.error().ToString());
     }
+    if (task.on_done) task.on_done(result);
     PgFacts facts = Observe(pg, SteadyClock::now());
     {
       std::lock_guard lock(mu_);
@@ -383,6 +384,7 @@ Result<void> PgWorker::ConfigureAsStandby(postgres::LocalPostgres& pg, const PgT
 }
 
 Result<void> PgWorker::RunTask(postgres::LocalPostgres& pg, const PgTask& task) {
+  if (task.op != PgOp::kCore) return RunOperation(pg, task);
   const auto& a = task.action;
   if (std::holds_alternative<core::InitDb>(a)) return Bootstrap(pg, task);
   if (const auto* stop = std::get_if<core::StopPostgres>(&a)) {
@@ -396,7 +398,7 @@ Result<void> PgWorker::RunTask(postgres::LocalPostgres& pg, const PgTask& task) 
     if (auto r = pg.WriteManagedConfig(parameters); !r) return Fail(r.error());
     if (auto r = pg.Reload(); !r) return r;
     std::lock_guard lock(mu_);
-    sync_names_ = core::SyncStandbyNames{ssn->names, ssn->count, ssn->strict};
+    sync_names_ = core::AppliedBy(*ssn);
     return Ok();
   }
   if (const auto* start = std::get_if<core::StartPostgres>(&a)) {

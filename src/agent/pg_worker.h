@@ -46,6 +46,11 @@ struct SourceServer {
   int port = 0;
 };
 
+// Who asked for a task: the core (its action is carried out), or the operator through the REST
+// API (pg_operations.cc; `action` is then what the core sees in flight: StartPostgres for a
+// restart, SetSynchronousStandbys for a config reload).
+enum class PgOp { kCore, kApplyConfig, kRestart };
+
 // Everything a task needs besides the action.
 struct PgTask {
   core::Action action;
@@ -57,6 +62,10 @@ struct PgTask {
   std::string post_bootstrap;  // script, run with a connection URL argument
   std::string connect_host;    // for the URL given to post_bootstrap
   int connect_port = 0;
+  PgOp op = PgOp::kCore;
+  Duration op_timeout{};  // kRestart: the start timeout; zero: the worker's own
+  // Called on the worker thread with the result when the task ends (operator requests).
+  std::function<void(const Result<void>&)> on_done;
 };
 
 struct PgWorkerOptions {
@@ -111,6 +120,8 @@ class PgWorker {
   Result<void> Bootstrap(postgres::LocalPostgres& pg, const PgTask& task);
   Result<void> ConfigureAsStandby(postgres::LocalPostgres& pg, const PgTask& task);
   Result<void> WipeDataDir();
+  // The operator's tasks (pg_operations.cc).
+  Result<void> RunOperation(postgres::LocalPostgres& pg, const PgTask& task);
   PgFacts Observe(postgres::LocalPostgres& pg, SteadyTime started);
   void Publish(PgFacts facts);
   std::string MarkerPath() const;
