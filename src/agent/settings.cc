@@ -42,6 +42,7 @@ core::HaConfig MakeHaConfig(const config::Config& node, const config::DynamicCon
       node.postgresql.remove_data_directory_on_rewind_failure;
   c.synchronous_mode = dynamic.synchronous_mode;
   c.synchronous_mode_strict = dynamic.synchronous_mode_strict;
+  c.synchronous_quorum = dynamic.synchronous_quorum;
   c.synchronous_node_count = dynamic.synchronous_node_count;
   if (!c.Check().empty()) {
     // The config module's timing rule is the keep-alive rule; the core also wants a decision

@@ -220,10 +220,11 @@ Result<void> ClusterStore::ClearFailoverRequest(int64_t mod_revision) {
 
 Result<void> ClusterStore::WriteSync(const MemberName& me,
                                      const std::vector<MemberName>& sync_standby,
-                                     int64_t expected_mod_revision) {
+                                     int64_t expected_mod_revision, int quorum) {
   core::SyncState want;
   want.leader = me;
   want.sync_standby = sync_standby;
+  want.quorum = quorum;
   const std::string value = EncodeSync(want);
   auto r = dcs_.Txn({Compare::ValueEquals(keys_.leader, me.str()),
                      Compare::ModRevisionEquals(keys_.sync, expected_mod_revision)},
@@ -232,7 +233,7 @@ Result<void> ClusterStore::WriteSync(const MemberName& me,
   if (r->succeeded) return Ok();
   if (!r->ranges.empty() && !r->ranges[0].kvs.empty()) {
     auto cur = DecodeSync(keys_.sync, r->ranges[0].kvs[0].value);
-    if (cur && cur->leader == me && cur->sync_standby == sync_standby) {
+    if (cur && cur->leader == me && cur->sync_standby == sync_standby && cur->quorum == quorum) {
       // Ours already (a repeated write) -- but only while we still lead.
       auto lead = dcs_.Get(keys_.leader);
       if (!lead) return Fail(lead.error());
@@ -280,7 +281,7 @@ Result<void> ClusterStore::Execute(const core::Action& action, const MemberName&
           },
           [&](const core::ClearFailoverRequest& a) { return ClearFailoverRequest(a.mod_revision); },
           [&](const core::WriteSync& a) {
-            return WriteSync(me, a.sync_standby, a.expected_mod_revision);
+            return WriteSync(me, a.sync_standby, a.expected_mod_revision, a.quorum);
           },
           [&](const auto&) -> Result<void> {
             return Fail(ErrorCode::kInvalidArgument,

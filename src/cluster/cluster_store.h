@@ -10,7 +10,7 @@
 //   status           {"optime": <lsn>} written by the leader            no lease
 //   history          [[timeline, switch_lsn, reason, time, new, old]]   no lease
 //   failover         {"leader", "member", "scheduled_at"}               no lease
-//   sync             {"leader", "sync_standby"}                         no lease
+//   sync             {"leader", "sync_standby", "quorum"?}               no lease
 //
 // Every write of `leader` is conditional: created only if absent, deleted only if its value is
 // us; `status`, `history` and `initialize` are written only while `leader` is us. A frozen old
@@ -67,10 +67,10 @@ class ClusterStore {
   Result<void> AppendHistory(const MemberName& me, const core::HistoryEntry& entry,
                              int64_t expected_mod_revision);
   Result<void> ClearFailoverRequest(int64_t mod_revision);
-  // `sync` = {leader: me, sync_standby}, only if its mod_revision is still `expected` (0: absent)
-  // and `leader` is me. Ok when the key already holds exactly that value.
+  // `sync` = {leader: me, sync_standby, quorum (only when > 0)}, only if its mod_revision is
+  // still `expected` (0: absent) and `leader` is me. Ok when the key already holds that value.
   Result<void> WriteSync(const MemberName& me, const std::vector<MemberName>& sync_standby,
-                         int64_t expected_mod_revision);
+                         int64_t expected_mod_revision, int quorum = 0);
   // For the REST API / CLI: create the `failover` request unless one exists (kConflict).
   Result<void> RequestFailover(const core::FailoverRequest& request);
 

@@ -257,6 +257,7 @@ std::string EncodeSync(const core::SyncState& s) {
   }
   json j = {{"leader", s.leader.str()}};
   j["sync_standby"] = standbys.empty() ? json(nullptr) : json(standbys);
+  if (s.quorum > 0) j["quorum"] = s.quorum;  // Patroni 4's quorum mode
   return j.dump();
 }
 
@@ -272,6 +273,12 @@ Result<core::SyncState> DecodeSync(const std::string& key, std::string_view text
       if (comma == std::string::npos) comma = standbys.size();
       if (comma > start) s.sync_standby.emplace_back(standbys.substr(start, comma - start));
       start = comma + 1;
+    }
+    if (auto q = j.find("quorum"); q != j.end() && !q->is_null()) {
+      if (!q->is_number_integer() || q->get<int64_t>() < 0 || q->get<int64_t>() > 1000) {
+        throw std::invalid_argument("quorum: not an integer in 0..1000");
+      }
+      s.quorum = static_cast<int>(q->get<int64_t>());
     }
     return s;
   });

@@ -79,11 +79,13 @@ void ReadDynamicConfig(MapReader& m, DynamicConfig* out) {
   m.Duration("retry_timeout", &out->retry_timeout);
   m.ByteSize("maximum_lag_on_failover", &out->maximum_lag_on_failover);
 
+  // Patroni 4's spelling: `synchronous_mode: quorum` is synchronous mode with quorum commit.
   if (const Node* n = m.Get("synchronous_mode");
       n != nullptr && n->kind == Node::Kind::kScalar && n->scalar == "quorum") {
-    m.diag().Error(n->mark, m.PathOf("synchronous_mode"),
-                   "`quorum` is not supported by pgwarden yet; use true or false");
+    out->synchronous_mode = true;
+    out->synchronous_quorum = true;
   } else {
+    out->synchronous_quorum = false;
     m.Bool("synchronous_mode", &out->synchronous_mode);
   }
   m.Bool("synchronous_mode_strict", &out->synchronous_mode_strict);
@@ -182,7 +184,11 @@ std::string DynamicConfig::ToJson() const {
   j["loop_wait"] = SecondsJson(loop_wait);
   j["retry_timeout"] = SecondsJson(retry_timeout);
   j["maximum_lag_on_failover"] = maximum_lag_on_failover;
-  j["synchronous_mode"] = synchronous_mode;
+  if (synchronous_mode && synchronous_quorum) {
+    j["synchronous_mode"] = "quorum";
+  } else {
+    j["synchronous_mode"] = synchronous_mode;
+  }
   j["synchronous_mode_strict"] = synchronous_mode_strict;
   j["synchronous_node_count"] = synchronous_node_count;
   j["primary_start_timeout"] = SecondsJson(primary_start_timeout);

@@ -47,6 +47,9 @@ struct DynamicConfig {
   // failover (Patroni's default, 1 MiB).
   uint64_t maximum_lag_on_failover = 1024 * 1024;
   bool synchronous_mode = false;
+  // `synchronous_mode: quorum` (Patroni 4): synchronous_mode is true and commits wait for any
+  // synchronous_node_count of the healthy standbys (ANY k); docs/sync-replication.md.
+  bool synchronous_quorum = false;
   bool synchronous_mode_strict = false;
   int synchronous_node_count = 1;
   // How long a crashed primary may take to come back in place before a failover (Patroni's

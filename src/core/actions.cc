@@ -73,7 +73,10 @@ std::string Describe(const Action& action) {
           [](const Follow& a) { return "Follow(" + a.leader.str() + ")"; },
           [](const Rewind& a) { return "Rewind(from " + a.from.str() + ")"; },
           [](const ProbePeers& a) { return "ProbePeers(" + JoinNames(a.peers) + ")"; },
-          [](const WriteSync& a) { return "WriteSync([" + JoinNames(a.sync_standby) + "])"; },
+          [](const WriteSync& a) {
+            return "WriteSync([" + JoinNames(a.sync_standby) + "]" +
+                   (a.quorum > 0 ? " quorum " + std::to_string(a.quorum) : "") + ")";
+          },
           [](const SetSynchronousStandbys& a) {
             return "SetSynchronousStandbys(" + SynchronousStandbyNamesValue(a) + ")";
           },
@@ -85,7 +88,7 @@ std::string Describe(const Action& action) {
 
 std::string SynchronousStandbyNamesValue(const SetSynchronousStandbys& s) {
   if (s.names.empty()) return s.strict ? "*" : "";
-  std::string out = "FIRST " + std::to_string(s.count) + " (";
+  std::string out = (s.quorum ? "ANY " : "FIRST ") + std::to_string(s.count) + " (";
   for (size_t i = 0; i < s.names.size(); ++i) {
     if (i) out += ",";
     out += '"';
@@ -96,6 +99,10 @@ std::string SynchronousStandbyNamesValue(const SetSynchronousStandbys& s) {
     out += '"';
   }
   return out + ")";
+}
+
+SyncStandbyNames AppliedBy(const SetSynchronousStandbys& s) {
+  return SyncStandbyNames{s.names, s.count, s.strict, s.quorum && !s.names.empty()};
 }
 
 bool IsPostgresOperation(const Action& action) {

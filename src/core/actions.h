@@ -63,6 +63,7 @@ struct ClearFailoverRequest {
 struct WriteSync {
   std::vector<MemberName> sync_standby;
   int64_t expected_mod_revision = 0;
+  int quorum = 0;  // SyncState::quorum (0: each listed member holds every commit)
 };
 
 // --- PostgreSQL (long: carried out asynchronously) -----------------------------------------------
@@ -99,15 +100,18 @@ struct Rewind {
   MemberName from;
 };
 
-// Primary: synchronous_standby_names = 'FIRST count ("a","b")' ('' with no names, '*' with no
-// names and strict) and reload. Quick; not a long operation.
+// Primary: synchronous_standby_names = 'FIRST count ("a","b")' (quorum: 'ANY count (...)'; ''
+// with no names, '*' with no names and strict) and reload. Quick; not a long operation.
 struct SetSynchronousStandbys {
   std::vector<MemberName> names;
   int count = 0;
   bool strict = false;
+  bool quorum = false;
 };
 // The value of synchronous_standby_names for `s`.
 std::string SynchronousStandbyNamesValue(const SetSynchronousStandbys& s);
+// What the shell records as applied after carrying out `s`.
+SyncStandbyNames AppliedBy(const SetSynchronousStandbys& s);
 
 // --- Other --------------------------------------------------------------------------------------
 

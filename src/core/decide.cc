@@ -71,6 +71,9 @@ class Turn {
   std::optional<MemberName> CloneSource() const;
   void TakeLeadership(const std::string& why);
   void SyncReplication();
+  void QuorumReplication();
+  // The positions of the running replicas in the fresh probe answers (empty without).
+  std::map<MemberName, Lsn> Seen() const;
   void ClearSyncBeforeWrites();
   bool InSyncKey(const MemberName& name) const;
 
@@ -648,6 +651,14 @@ void Turn::ElectionTurn() {
             "sync: we may lack acknowledged commits");
         return;
       }
+      if (cfg_.synchronous_mode) {
+        // Quorum form: enough listed members must be seen at or behind us.
+        if (std::string r = SyncQuorumRefusal(v, cfg_.name, pg_.EndLsn(), Seen()); !r.empty()) {
+          RequestProbes(OtherMembers());
+          Why("failover requested to us, but we may lack acknowledged commits: " + r);
+          return;
+        }
+      }
       TakeLeadership("failover requested to us: taking the leader key and promoting");
       return;
     }
@@ -691,6 +702,17 @@ void Turn::ElectionTurn() {
     return;
   }
   const Lsn mine = pg_.EndLsn();
+  std::map<MemberName, Lsn> seen = Seen();
+  if (cfg_.synchronous_mode) {
+    // Quorum form: certain to hold every acknowledged commit only if enough listed members are
+    // seen at or behind us.
+    if (std::string r = SyncQuorumRefusal(v, cfg_.name, mine, seen); !r.empty()) {
+      RequestProbes(others);
+      Why("no leader; not a candidate (yet): " + r);
+      return;
+    }
+    seen[cfg_.name] = mine;
+  }
   for (const MemberName& name : others) {
     if (!obs_.probes) break;
     auto it = obs_.probes->peers.find(name);
@@ -702,7 +724,10 @@ void Turn::ElectionTurn() {
       return;
     }
     const Lsn theirs = std::max(p.received_lsn, p.replayed_lsn);
-    if (cfg_.synchronous_mode && !SyncAllowsTakeover(v, name)) continue;
+    if (cfg_.synchronous_mode &&
+        (!SyncAllowsTakeover(v, name) || !SyncQuorumRefusal(v, name, theirs, seen).empty())) {
+      continue;
+    }
     if (Ineligibility(p.tags, p.running && p.role == PgRole::kReplica, theirs, v, cfg_).empty() &&
         Better(theirs, p.tags.failover_priority, name, mine, cfg_.tags.failover_priority,
                cfg_.name)) {
@@ -756,10 +781,17 @@ void Turn::ClearSyncBeforeWrites() {
 //  3. grow `sync` with a picked standby only once PostgreSQL reports it synchronous under the
 //     applied setting and it has flushed what the primary had flushed when it became so.
 void Turn::SyncReplication() {
+  if (cfg_.synchronous_mode && cfg_.synchronous_quorum) {
+    QuorumReplication();
+    return;
+  }
+  d_.next.quorum_since.reset();
   const ClusterView& v = *view_;
   const auto& s = v.sync;
   const int64_t rev = s ? s->mod_revision : 0;
-  const bool ours = s && s->leader == cfg_.name;
+  // A key written in quorum mode (quorum > 0) does not say that each listed member holds every
+  // commit: treat it as listing nobody (it is rewritten first).
+  const bool ours = s && s->leader == cfg_.name && s->quorum == 0;
   if (!cfg_.synchronous_mode) {
     d_.next.sync_ready_at.clear();
     if (s && (!ours || !s->sync_standby.empty())) Act(WriteSync{{}, rev});
@@ -848,6 +880,150 @@ void Turn::SyncReplication() {
   Why("leader: recording the synchronous standbys in sync");
 }
 
+// Quorum mode (docs/sync-replication.md, "Quorum commit"): synchronous_standby_names =
+// 'ANY k (every healthy standby)' and `sync` = {set, quorum} such that every acknowledged
+// commit is on |set| - quorum members of the set. Each decision computes the key that is safe
+// for what is known (SafeQuorum) and writes it (CAS) BEFORE a new setting is applied; the key
+// covers the applied and the new setting during the change, and is tightened only once
+// pg_stat_replication shows every walsender on the new setting and the standbys have flushed
+// past the primary's flush LSN of that moment.
+void Turn::QuorumReplication() {
+  const ClusterView& v = *view_;
+  const auto& s = v.sync;
+  const int64_t rev = s ? s->mod_revision : 0;
+  const bool ours = s && s->leader == cfg_.name;
+  d_.next.sync_ready_at.clear();
+  auto contains = [](const std::vector<MemberName>& set, const MemberName& n) {
+    return std::find(set.begin(), set.end(), n) != set.end();
+  };
+  const std::vector<MemberName> key = ours ? s->sync_standby : std::vector<MemberName>{};
+  const int key_quorum = ours ? s->quorum : 0;
+
+  // The target: every streaming replica published as running, not tagged nosync.
+  std::vector<MemberName> cands;
+  for (const StandbyReplication& r : pg_.replication) {
+    const Member* m = v.FindMember(r.name);
+    if (!r.streaming || r.name == cfg_.name || !m || m->tags.nosync ||
+        m->state != PgState::kRunning || m->role != MemberRole::kReplica) {
+      continue;
+    }
+    cands.push_back(r.name);
+  }
+  std::sort(cands.begin(), cands.end());
+  cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
+  SyncStandbyNames want;
+  if (cands.empty()) {
+    want.strict = cfg_.synchronous_mode_strict;
+  } else {
+    want.names = cands;
+    want.count = std::min(static_cast<int>(cands.size()), std::max(1, cfg_.synchronous_node_count));
+    want.quorum = true;
+  }
+
+  // Is the applied setting in force in every walsender? A walsender reports 'quorum' / 'sync'
+  // only once it has loaded a setting that lists its standby.
+  const SyncStandbyNames* applied = pg_.sync_standby_names ? &*pg_.sync_standby_names : nullptr;
+  std::optional<Lsn> since;
+  if (applied) {
+    if (mem_.quorum_since && mem_.quorum_since->first == *applied) {
+      since = mem_.quorum_since->second;
+    } else {
+      bool consistent = true;
+      for (const StandbyReplication& r : pg_.replication) {
+        if (r.streaming && !applied->names.empty() && r.sync != contains(applied->names, r.name)) {
+          consistent = false;
+        }
+      }
+      if (consistent) since = pg_.flush_lsn;
+    }
+  }
+  d_.next.quorum_since.reset();
+  if (applied && since) d_.next.quorum_since = std::make_pair(*applied, *since);
+
+  // What is known of the commits acknowledged so far, for a candidate set: the current key
+  // (each added member raises the quorum by one), or the standbys that flushed past `since`
+  // (commits after `since` follow the applied setting, which SafeQuorum adds).
+  auto known_quorum = [&](const std::vector<MemberName>& set) {
+    int added = 0;
+    for (const MemberName& n : set) added += contains(key, n) ? 0 : 1;
+    int best = ours ? key_quorum + added : static_cast<int>(set.size());
+    if (since) {
+      int caught = 0;
+      for (const StandbyReplication& r : pg_.replication) {
+        if (contains(set, r.name) && r.flush_lsn >= *since) ++caught;
+      }
+      best = std::min(best, static_cast<int>(set.size()) - caught);
+    }
+    return best;
+  };
+  auto write_key = [&](const std::vector<MemberName>& set,
+                       const std::vector<SyncStandbyNames>& settings) {
+    std::optional<int> q = SafeQuorum(set, known_quorum(set), settings);
+    std::vector<MemberName> names = q ? set : std::vector<MemberName>{};
+    const int quorum = q ? *q : 0;
+    if (ours && names == key && quorum == key_quorum) return false;
+    Act(WriteSync{names, rev, quorum});
+    return true;
+  };
+  auto same = [](const SyncStandbyNames& a, const SyncStandbyNames& b) {
+    // 'FIRST n' and 'ANY n' of n names are the same rule.
+    const bool equivalent = a.quorum == b.quorum || a.names.size() == static_cast<size_t>(a.count);
+    return a.names == b.names && a.count == b.count && a.strict == b.strict && equivalent;
+  };
+
+  if (!applied || !same(*applied, want)) {
+    // A change: first a key safe under both settings (nobody, if the applied one is not
+    // confirmed), then the new setting; a failed CAS skips the change.
+    if (applied && since) {
+      std::vector<MemberName> set = applied->names;
+      for (const MemberName& n : want.names) {
+        if (!contains(set, n)) set.push_back(n);
+      }
+      std::sort(set.begin(), set.end());
+      write_key(set, {*applied, want});
+    } else if (!ours || !key.empty()) {
+      Act(WriteSync{{}, rev, 0});
+    }
+    const SetSynchronousStandbys set{want.names, want.count, want.strict, want.quorum};
+    Act(set);
+    WakeBy(now_ + cfg_.loop_wait / 4);
+    Why("leader: synchronous standbys -> " + SynchronousStandbyNamesValue(set));
+    return;
+  }
+  if (!since) {
+    if (!ours) Act(WriteSync{{}, rev, 0});
+    WakeBy(now_ + cfg_.loop_wait / 4);
+    Why("leader: waiting for every walsender to load synchronous_standby_names");
+    return;
+  }
+  const bool key_still_covers =
+      ours && !key.empty() && SafeQuorum(key, key_quorum, {*applied}) == key_quorum;
+  if (!SafeQuorum(applied->names, known_quorum(applied->names), {*applied}) && key_still_covers) {
+    // The set cannot be narrowed yet (standbys catching up): the current key stays valid.
+    WakeBy(now_ + cfg_.loop_wait / 4);
+    return;
+  }
+  if (write_key(applied->names, {*applied})) {
+    Why("leader: recording the quorum of synchronous standbys in sync");
+  }
+  // Not yet the tightest key (standbys still catching up): look again soon.
+  const int best = static_cast<int>(want.names.size()) - want.count;
+  if (!want.names.empty() && (key != want.names || key_quorum != best)) {
+    WakeBy(now_ + cfg_.loop_wait / 4);
+  }
+}
+
+std::map<MemberName, Lsn> Turn::Seen() const {
+  std::map<MemberName, Lsn> out;
+  if (!FreshProbes()) return out;
+  for (const auto& [name, p] : obs_.probes->peers) {
+    if (!p.reachable || !p.running || p.role != PgRole::kReplica) continue;
+    const Lsn pos = std::max(p.received_lsn, p.replayed_lsn);
+    if (pos.value() > 0) out[name] = pos;
+  }
+  return out;
+}
+
 bool Turn::Diverged(bool conservative) const {
   if (pg_.diverged) return *pg_.diverged;
   return DivergedFromHistory(pg_, *view_).value_or(conservative);
@@ -924,7 +1100,53 @@ std::string Ineligibility(const Tags& tags, bool running_replica, Lsn received,
 bool SyncAllowsTakeover(const ClusterView& view, const MemberName& name) {
   if (!view.sync || view.sync->leader.str().empty()) return true;
   const auto& list = view.sync->sync_standby;
-  return name == view.sync->leader || std::find(list.begin(), list.end(), name) != list.end();
+  if (name == view.sync->leader) return true;
+  if (view.sync->quorum == 0) return std::find(list.begin(), list.end(), name) != list.end();
+  return list.size() >= static_cast<size_t>(view.sync->quorum) + 1;
+}
+
+std::string SyncQuorumRefusal(const ClusterView& view, const MemberName& name, Lsn position,
+                              const std::map<MemberName, Lsn>& seen) {
+  if (!view.sync || view.sync->leader.str().empty() || name == view.sync->leader) return "";
+  const SyncState& s = *view.sync;
+  size_t vouch = 0;
+  std::string behind;
+  for (const MemberName& m : s.sync_standby) {
+    if (m == name) {
+      ++vouch;
+      continue;
+    }
+    auto it = seen.find(m);
+    if (it == seen.end()) continue;
+    if (it->second <= position) {
+      ++vouch;
+    } else {
+      behind += " " + m.str() + " is ahead";
+    }
+  }
+  const size_t need = static_cast<size_t>(s.quorum) + 1;
+  if (vouch >= need) return "";
+  return "sync (leader " + s.leader.str() + ") needs " + std::to_string(need) + " of its " +
+         std::to_string(s.sync_standby.size()) + " listed members at or behind us, " +
+         std::to_string(vouch) + " are" + (behind.empty() ? "" : ";" + behind);
+}
+
+std::optional<int> SafeQuorum(const std::vector<MemberName>& set, int known_quorum,
+                              const std::vector<SyncStandbyNames>& settings) {
+  const int n = static_cast<int>(set.size());
+  int q = std::max(0, known_quorum);
+  for (const SyncStandbyNames& st : settings) {
+    // '' and '*' put a commit on no member of the set for sure.
+    if (st.names.empty() || st.count <= 0) return std::nullopt;
+    int outside = 0;
+    for (const MemberName& m : st.names) {
+      if (std::find(set.begin(), set.end(), m) == set.end()) ++outside;
+    }
+    // A commit is on `count` listed standbys, at least count - outside of them in the set.
+    q = std::max(q, n - (st.count - outside));
+  }
+  if (n == 0 || q >= n) return std::nullopt;
+  return q;
 }
 
 bool Better(Lsn a_lsn, int a_priority, const MemberName& a, Lsn b_lsn, int b_priority,

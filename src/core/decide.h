@@ -61,6 +61,11 @@ struct AgentMemory {
   // the primary's flush LSN when we first saw it so. It may enter `sync` once it has flushed
   // that far (every commit acknowledged before it became synchronous).
   std::map<MemberName, Lsn> sync_ready_at;
+  // Quorum mode (leader): the applied synchronous_standby_names once pg_stat_replication
+  // confirms every walsender uses it, and the primary's flush LSN at that moment. Commits past
+  // that LSN were acknowledged under this setting; those before it are covered by the `sync`
+  // key or by the standbys that have flushed past it.
+  std::optional<std::pair<SyncStandbyNames, Lsn>> quorum_since;
 };
 
 struct Decision {
@@ -94,11 +99,31 @@ std::optional<bool> DivergedFromHistory(const LocalPostgres& pg, const ClusterVi
 std::string Ineligibility(const Tags& tags, bool running_replica, Lsn received,
                           const ClusterView& view, const HaConfig& config);
 
+// Synchronous mode, before any probe: whether `name` may take the leader lock after the
+// primary is lost: it is the leader that wrote `sync`, or it is listed there (quorum 0), or a
+// quorum could vouch for it (quorum > 0: see SyncQuorumAllows). Without a `sync` key (or with
+// an empty leader): anyone may.
+bool SyncAllowsTakeover(const ClusterView& view, const MemberName& name);
+
+// Synchronous mode with what the candidate has seen: `name`, whose WAL ends at `position`, may
+// take the lock only if it is certain to hold every acknowledged commit: it is the leader that
+// wrote `sync`, or at least quorum + 1 members of sync_standby vouch for it: itself if listed,
+// and each other listed member `seen` (a fresh probe of a running replica) at or behind
+// `position`. Every acknowledged commit is on |sync_standby| - quorum of them, so quorum + 1 of
+// them include one that holds it. Returns "" or why not.
+std::string SyncQuorumRefusal(const ClusterView& view, const MemberName& name, Lsn position,
+                              const std::map<MemberName, Lsn>& seen);
+
+// The quorum-mode `sync` value that is safe to write (docs/sync-replication.md, "quorum"): the
+// smallest quorum for the set `set` such that every commit acknowledged so far and every commit
+// acknowledged under any of `settings` is on |set| - quorum members of `set`. `known_quorum`:
+// the smallest such value for the commits so far (from the current key or the caught-up
+// standbys). Returns nullopt when no quorum below |set| is safe (the key must list nobody).
+std::optional<int> SafeQuorum(const std::vector<MemberName>& set, int known_quorum,
+                              const std::vector<SyncStandbyNames>& settings);
+
 // True when `a` beats `b` in an election: received LSN, then failover_priority, then the
 // smaller name.
-// Synchronous mode: whether `name` may take the leader lock after the primary is lost: it is
-// listed in `sync`, or is the leader that wrote it. Without a `sync` key: anyone may.
-bool SyncAllowsTakeover(const ClusterView& view, const MemberName& name);
 
 bool Better(Lsn a_lsn, int a_priority, const MemberName& a, Lsn b_lsn, int b_priority,
             const MemberName& b);

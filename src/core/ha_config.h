@@ -43,6 +43,10 @@ struct HaConfig {
   // With no synchronous standby available, writes block ('*') instead of going asynchronous.
   bool synchronous_mode_strict = false;
   int synchronous_node_count = 1;
+  // `synchronous_mode: quorum` (with synchronous_mode true): synchronous_standby_names =
+  // 'ANY k (all healthy standbys)', k = synchronous_node_count; `sync` records the set and
+  // its quorum (docs/sync-replication.md).
+  bool synchronous_quorum = false;
 
   // The timing rule (docs/ha-core.md): ttl > fence_margin > 0, loop_wait > 0 and
   // loop_wait + retry_timeout + fence_margin <= ttl, so that a leader renews (and decides)

@@ -80,11 +80,16 @@ struct FailoverRequest {
   int64_t mod_revision = 0;  // for the compare-and-swap that clears it
 };
 
-// `sync` (issue 4 extends it; carried as is).
+// `sync` (docs/sync-replication.md): the members of `sync_standby` that may hold every
+// acknowledged commit, and `quorum` (Patroni 4's field): every acknowledged commit is held by at
+// least |sync_standby| - quorum of them, so a candidate that sees quorum + 1 of them (itself
+// included) at or behind its own position holds every acknowledged commit. quorum 0 (absent,
+// the plain synchronous mode): each listed member holds every acknowledged commit.
 struct SyncState {
   MemberName leader;
   std::vector<MemberName> sync_standby;
   int64_t mod_revision = 0;
+  int quorum = 0;
 };
 
 struct ClusterView {
@@ -124,12 +129,14 @@ struct StandbyReplication {
   friend bool operator==(const StandbyReplication&, const StandbyReplication&) = default;
 };
 
-// synchronous_standby_names as the shell last applied it: 'FIRST count ("a","b")'; no names
-// and !strict: '' (asynchronous); no names and strict: '*' (every commit waits).
+// synchronous_standby_names as the shell last applied it: 'FIRST count ("a","b")' (quorum:
+// 'ANY count ("a","b")'); no names and !strict: '' (asynchronous); no names and strict: '*'
+// (every commit waits).
 struct SyncStandbyNames {
   std::vector<MemberName> names;
   int count = 0;
   bool strict = false;
+  bool quorum = false;
   friend bool operator==(const SyncStandbyNames&, const SyncStandbyNames&) = default;
 };
 

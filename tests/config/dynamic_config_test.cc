@@ -46,6 +46,26 @@ TEST(DynamicConfigJson, RoundTripKeepsEveryField) {
   EXPECT_EQ(back->config, defaults);
 }
 
+// Patroni 4's quorum commit: `synchronous_mode: quorum` (docs/sync-replication.md).
+TEST(DynamicConfigJson, QuorumModeRoundTrips) {
+  Result<LoadedDynamicConfig> r = DynamicConfigFromJson(
+      R"({"synchronous_mode": "quorum", "synchronous_node_count": 2})", kSource);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_TRUE(r->config.synchronous_mode);
+  EXPECT_TRUE(r->config.synchronous_quorum);
+  EXPECT_EQ(r->config.synchronous_node_count, 2);
+  EXPECT_THAT(r->config.ToJson(), HasSubstr("\"synchronous_mode\":\"quorum\""));
+  Result<LoadedDynamicConfig> back = DynamicConfigFromJson(r->config.ToJson(), kSource);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->config, r->config);
+  // Back to plain synchronous mode: quorum is off again.
+  r = DynamicConfigFromJson(R"({"synchronous_mode": true})", kSource);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_TRUE(r->config.synchronous_mode);
+  EXPECT_FALSE(r->config.synchronous_quorum);
+  EXPECT_FALSE(DynamicConfigFromJson(R"({"synchronous_mode": "sometimes"})", kSource));
+}
+
 // What Patroni (or patronictl edit-config) leaves in etcd: whole seconds as integers, keys
 // pgwarden does not implement, and maybe keys from a newer tool.
 TEST(DynamicConfigJson, ReadsPatroniWrittenValue) {

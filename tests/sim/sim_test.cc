@@ -196,6 +196,71 @@ TEST(SimTest, SyncModeFiveMembersTwoSyncStandbys) {
   EXPECT_GT(t.acked, 0);
 }
 
+// Quorum commit (`synchronous_mode: quorum`): 'ANY 1 (both replicas)', `sync` = {set,
+// quorum}; a replica promotes only when quorum + 1 listed members vouch for it. The checker
+// verifies no acknowledged commit is missing from the primary, and that each is on
+// |set| - quorum listed members.
+TEST(SimTest, QuorumModeLosesNoAcknowledgedCommit) {
+  SimOptions o;
+  o.synchronous_mode = true;
+  o.synchronous_quorum = true;
+  Totals t;
+  RunSeeds("QuorumModeLosesNoAcknowledgedCommit", o, 500000,
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 4), nullptr, &t);
+  PrintSyncFigures("QuorumModeLosesNoAcknowledgedCommit", t);
+  EXPECT_GT(t.acked, 0);
+  ASSERT_FALSE(t.sync_after_promotion.empty());
+  EXPECT_LE(t.sync_after_promotion[t.sync_after_promotion.size() / 2], seconds(2));
+}
+
+TEST(SimTest, QuorumModeStrict) {
+  SimOptions o;
+  o.synchronous_mode = true;
+  o.synchronous_quorum = true;
+  o.synchronous_mode_strict = true;
+  Totals t;
+  RunSeeds("QuorumModeStrict", o, 600000,
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 8), nullptr, &t);
+  PrintSyncFigures("QuorumModeStrict", t);
+  EXPECT_GT(t.acked, 0);
+}
+
+// Five members, 'ANY 2 (four standbys)' (one is nofailover): quorum 2 of 4.
+TEST(SimTest, QuorumModeFiveMembersTwoOfFour) {
+  SimOptions o;
+  o.members = 5;
+  o.synchronous_mode = true;
+  o.synchronous_quorum = true;
+  o.synchronous_node_count = 2;
+  Totals t;
+  RunSeeds("QuorumModeFiveMembersTwoOfFour", o, 700000,
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 8), nullptr, &t);
+  PrintSyncFigures("QuorumModeFiveMembersTwoOfFour", t);
+  EXPECT_GT(t.acked, 0);
+}
+
+// A shell that writes a quorum one lower than asked (claims each commit is on one more listed
+// member than it is) must be caught by the checker.
+TEST(SimTest, CheckerCatchesQuorumTooLow) {
+  SimOptions o;
+  o.synchronous_mode = true;
+  o.synchronous_quorum = true;
+  o.break_quorum = true;
+  o.fault_rate_per_second = 0.3;
+  uint64_t caught_at = 0;
+  std::string violation;
+  for (uint64_t seed = 1; seed <= 300 && caught_at == 0; ++seed) {
+    o.seed = seed;
+    SimResult r = RunSimulation(o);
+    if (!r.ok && r.violation.find("acknowledged commit") != std::string::npos) {
+      caught_at = seed;
+      violation = r.violation;
+    }
+  }
+  EXPECT_GT(caught_at, 0u) << "the checker never saw the broken quorum";
+  std::cout << "broken quorum caught by seed " << caught_at << ": " << violation << "\n";
+}
+
 // Asynchronous mode may lose acknowledged commits in a failover (bounded by
 // maximum_lag_on_failover): the same checker counts them. Evidence that it sees losses.
 TEST(SimTest, AsyncModeLossIsCounted) {

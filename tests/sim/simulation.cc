@@ -1,6 +1,7 @@
 #include "sim/simulation.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -86,6 +87,7 @@ class Simulation {
       c.synchronous_mode = o.synchronous_mode;
       c.synchronous_mode_strict = o.synchronous_mode_strict;
       c.synchronous_node_count = o.synchronous_node_count;
+      c.synchronous_quorum = o.synchronous_quorum;
       c.tags.failover_priority = 1 + i % 2;
       if (o.members >= 5 && i == o.members - 1) c.tags.nofailover = true;
       m->dcs = std::make_unique<dcs::FaultyDcs>(dcs_, [](Duration) {});
@@ -437,7 +439,13 @@ class Simulation {
         ++result_.counts["action refused: decision expired"];
         r = Fail(ErrorCode::kTimeout, "decision expired before " + core::ActionName(a));
       } else if (cluster::ClusterStore::IsEtcdAction(a)) {
+        if (auto* ws = std::get_if<core::WriteSync>(&a); ws && o_.break_quorum && ws->quorum > 0) {
+          --ws->quorum;  // BROKEN: claims every commit is on one more listed member
+        }
         r = m.store->Execute(a, m.name, m.lease.id);
+        if (auto* ws = std::get_if<core::WriteSync>(&a); ws && r && ws->quorum > 0) {
+          ++result_.counts["sync written with quorum > 0"];
+        }
       } else if (auto* probe = std::get_if<core::ProbePeers>(&a)) {
         Probe(m, *probe);
       } else if (std::holds_alternative<core::SyncSlots>(a)) {
@@ -696,7 +704,8 @@ class Simulation {
   }
 
   // The standbys PostgreSQL treats as synchronous under p's synchronous_standby_names
-  // ('FIRST n (list)': the first n connected in list order; '*': any one connected).
+  // ('FIRST n (list)': the first n connected in list order; 'ANY n (list)': every connected
+  // listed one, a commit waits for n of them; '*': any one connected).
   std::vector<Shell*> SyncChosen(const Shell& p) {
     std::vector<Shell*> out;
     const core::SyncStandbyNames& n = p.pg.sync_names;
@@ -709,7 +718,9 @@ class Simulation {
     }
     for (const MemberName& name : n.names) {
       Shell* r = Find(name);
-      if (r && StreamsFrom(*r, p) && out.size() < static_cast<size_t>(n.count)) out.push_back(r);
+      if (r && StreamsFrom(*r, p) && (n.quorum || out.size() < static_cast<size_t>(n.count))) {
+        out.push_back(r);
+      }
     }
     return out;
   }
@@ -718,7 +729,7 @@ class Simulation {
     if (m.pg.state != ProcessState::kRunning || !m.pg.primary) {
       return Fail(ErrorCode::kFailed, "synchronous_standby_names: not a running primary");
     }
-    m.pg.sync_names = core::SyncStandbyNames{a.names, a.count, a.strict};
+    m.pg.sync_names = core::AppliedBy(a);
     ++result_.counts["synchronous_standby_names changed"];
     if (o_.break_sync_order && !a.names.empty()) {
       // BROKEN: record the new standbys in `sync` before they are synchronous and caught up.
@@ -752,7 +763,11 @@ class Simulation {
         const std::vector<Shell*> chosen = SyncChosen(p);
         const size_t need = n.names.empty() ? 1 : static_cast<size_t>(n.count);
         if (chosen.size() < need) continue;
-        for (Shell* r : chosen) upto = std::min(upto, r->pg.lsn);
+        // The need-th highest flushed position among the chosen ('FIRST': all of them).
+        std::vector<uint64_t> flushed;
+        for (Shell* r : chosen) flushed.push_back(r->pg.lsn);
+        std::sort(flushed.begin(), flushed.end(), std::greater<>());
+        upto = std::min(upto, n.quorum ? flushed[need - 1] : flushed.back());
       }
       const uint64_t branch = p.pg.lineage.back().branch;
       while (!p.pending.empty() && p.pending.front() <= upto) {
@@ -798,10 +813,29 @@ class Simulation {
     if (auto r = dcs_.Get(keys_.sync); r && !r->kvs.empty()) {
       if (auto d = cluster::DecodeSync(keys_.sync, r->kvs[0].value)) sync = *d;
     }
-    if (o_.synchronous_mode && sync) {
+    if (o_.synchronous_mode && sync && sync->quorum == 0) {
       for (const MemberName& n : sync->sync_standby) {
         if (Shell* s = Find(n))
           must.emplace_back(s, "listed in sync (leader " + sync->leader.str() + ")");
+      }
+    }
+    if (o_.synchronous_mode && sync && sync->quorum > 0) {
+      // Quorum: every acknowledged commit is on |set| - quorum listed members.
+      const size_t need =
+          sync->sync_standby.size() - std::min<size_t>(sync->sync_standby.size(), sync->quorum);
+      for (const auto& [branch, lsn] : acked_) {
+        size_t holders = 0;
+        for (const MemberName& n : sync->sync_standby) {
+          if (Shell* s = Find(n); s && Holds(s->pg, branch, lsn)) ++holders;
+        }
+        if (holders < need) {
+          Violation("the acknowledged commit at " + std::to_string(lsn) + " of branch " +
+                    std::to_string(branch) + " is on " + std::to_string(holders) + " of the " +
+                    std::to_string(sync->sync_standby.size()) + " members listed in sync (leader " +
+                    sync->leader.str() + ", quorum " + std::to_string(sync->quorum) +
+                    "), fewer than " + std::to_string(need));
+          return;
+        }
       }
     }
     for (auto& [m, why] : must) {

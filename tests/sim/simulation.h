@@ -43,6 +43,13 @@ struct SimOptions {
   bool synchronous_mode = false;
   bool synchronous_mode_strict = false;
   int synchronous_node_count = 1;
+  // `synchronous_mode: quorum`: 'ANY k (...)' acknowledges a commit once k listed connected
+  // standbys have flushed it; the checker verifies that every acknowledged commit is on at
+  // least |sync_standby| - quorum members listed in `sync`.
+  bool synchronous_quorum = false;
+  // A deliberately broken shell: it writes `sync` with a quorum one lower than the core asked
+  // for (claims more than is true).
+  bool break_quorum = false;
   // A deliberately broken shell: when it applies synchronous_standby_names it also writes the
   // new standbys into `sync` at once, before they are synchronous and caught up.
   bool break_sync_order = false;
