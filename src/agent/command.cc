@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "agent/agent.h"
+#include "agent/watchdog.h"
 
 namespace pgwarden::agent {
 
@@ -13,6 +14,7 @@ void RegisterCommand(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   sub->add_option("-c,--config", *path, "Node configuration file (YAML)")->required();
   sub->callback([path] { std::exit(RunAgent(*path)); });
+  RegisterWatchdogCommand(app);  // hidden `pgwarden watchdog`, started by the agent
 }
 
 }  // namespace pgwarden::agent

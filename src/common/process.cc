@@ -163,7 +163,7 @@ Result<Started> StartChild(const Command& cmd, bool capture) {
     close_all();
     return Fail(ErrorCode::kFailed, std::string("fork failed: ") + strerror(errno));
   }
-  if (pid == 0) ExecChild(cmd, *prepared, out_fd, in[0], err[1]);
+  if (pid == 0) ExecChild(cmd, *prepared, out_fd, in[0] >= 0 ? in[0] : cmd.stdin_fd, err[1]);
   setpgid(pid, pid);  // also from the parent, so a kill(-pid) right away cannot miss
   close(err[1]);
   err[1] = -1;

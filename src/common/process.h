@@ -27,6 +27,11 @@ struct Command {
   std::map<std::string, std::string> env;     // added to / overriding the inherited environment
   std::optional<std::string> working_dir;
   std::optional<std::string> stdin_data;      // written to the child's stdin, then closed
+  // When >= 0 (and stdin_data is unset): the child's stdin is this fd, e.g. the read end of a
+  // pipe whose write end the caller keeps to talk to a long-lived child (the watchdog). The
+  // caller owns it and should close it after Spawn; make it O_CLOEXEC so no other child
+  // inherits it.
+  int stdin_fd = -1;
   std::optional<std::string> output_file;     // when set, stdout+stderr go to this file instead
                                               // of being captured (for daemons such as
                                               // postgres started by pg_ctl)
