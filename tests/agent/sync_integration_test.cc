@@ -61,6 +61,15 @@ class SyncCluster : public ::testing::Test {
     if (!j.is_object() || !j.contains("sync_standby") || !j["sync_standby"].is_string()) return "";
     return j["sync_standby"].get<std::string>();
   }
+  // Sets one field of the dynamic config (etcd `config` key) at runtime.
+  bool SetConfig(const std::string& field, const nlohmann::json& value) {
+    auto cfg = Etcdctl({"get", kConfigKey, "--print-value-only"});
+    if (!cfg) return false;
+    auto j = nlohmann::json::parse(*cfg, nullptr, false);
+    if (!j.is_object()) return false;
+    j[field] = value;
+    return Etcdctl({"put", kConfigKey, j.dump()}).has_value();
+  }
   std::optional<size_t> Index(const std::string& name) {
     for (size_t i = 0; i < c().size(); ++i) {
       if (c().node(i).name == name) return i;
@@ -182,6 +191,102 @@ TEST_F(SyncCluster, KilledSyncStandbyIsReplacedWithinSeconds) {
       << " ms\n";
   EXPECT_EQ(now->first, pair->first);
   ASSERT_TRUE(c().StartAgent(old_sync));
+}
+
+// Strict mode (docs/sync-replication.md): with both replicas gone the primary sets '*' (after
+// emptying `sync`) and a commit waits; it returns once one replica is back, and new commits
+// succeed.
+TEST_F(SyncCluster, StrictModeCommitWaitsWithoutReplicasAndResumesWhenOneReturns) {
+  std::optional<std::pair<size_t, size_t>> pair;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] { return (pair = SyncPair()) && Streaming(pair->first, 2); }, seconds(90)));
+  const size_t primary = pair->first;
+  ASSERT_TRUE(SetConfig("synchronous_mode_strict", true));
+  ASSERT_TRUE(c().Sql(primary, "CREATE TABLE IF NOT EXISTS strict_ids(id bigint PRIMARY KEY)"));
+  std::vector<size_t> replicas;
+  for (size_t i = 0; i < c().size(); ++i) {
+    if (i != primary) replicas.push_back(i);
+  }
+  for (size_t r : replicas) {
+    c().KillAgent(r);
+    c().KillPostgres(r);
+  }
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto ssn = c().SqlValue(primary, "SHOW synchronous_standby_names");
+        return ssn && *ssn == "*" && SyncStandbys().empty();
+      },
+      seconds(15)))
+      << "the primary did not go to '*' with `sync` empty";
+  std::atomic<bool> done{false};
+  std::atomic<bool> ok{false};
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread commit([&] {
+    ok = c().Sql(primary, "INSERT INTO strict_ids VALUES (1)", seconds(60)).has_value();
+    done = true;
+  });
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_FALSE(done) << "a commit returned in strict mode with no replica";
+  ASSERT_TRUE(c().StartAgent(replicas[0]));
+  const bool returned = ClusterHarness::WaitFor([&] { return done.load(); }, seconds(45));
+  if (!returned) {
+    // Unblock the writer: let the other replica come back too.
+    (void)c().StartAgent(replicas[1]);
+  }
+  commit.join();
+  ASSERT_TRUE(returned) << "the waiting commit did not return after a replica came back";
+  EXPECT_TRUE(ok) << "the waiting commit failed";
+  std::cout
+      << "strict: the waiting commit returned "
+      << std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count()
+      << " ms after it was sent (replica restarted after 2 s)\n";
+  auto next = c().Sql(primary, "INSERT INTO strict_ids VALUES (2)", seconds(10));
+  EXPECT_TRUE(next) << next.error().ToString();
+  ASSERT_TRUE(c().StartAgent(replicas[1]));
+  ASSERT_TRUE(SetConfig("synchronous_mode_strict", false));
+}
+
+// Without strict mode, losing every replica makes the primary asynchronous, but only after
+// `sync` lists nobody: a sample that reads synchronous_standby_names = '' first must then read
+// an empty `sync`. Commits then succeed at once.
+TEST_F(SyncCluster, WithoutStrictFallsBackToAsyncOnlyAfterSyncIsEmptied) {
+  std::optional<std::pair<size_t, size_t>> pair;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] { return (pair = SyncPair()) && Streaming(pair->first, 2); }, seconds(90)));
+  const size_t primary = pair->first;
+  ASSERT_TRUE(c().Sql(primary, "CREATE TABLE IF NOT EXISTS async_ids(id bigint PRIMARY KEY)"));
+  std::vector<size_t> replicas;
+  for (size_t i = 0; i < c().size(); ++i) {
+    if (i != primary) replicas.push_back(i);
+  }
+  for (size_t r : replicas) {
+    c().KillAgent(r);
+    c().KillPostgres(r);
+  }
+  int samples = 0, async_samples = 0;
+  std::string bad;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(15);
+  while (std::chrono::steady_clock::now() < deadline && async_samples < 5) {
+    auto ssn = c().SqlValue(primary, "SHOW synchronous_standby_names");
+    const std::string listed = SyncStandbys();  // read after synchronous_standby_names
+    ++samples;
+    if (ssn && ssn->empty()) {
+      ++async_samples;
+      if (!listed.empty()) bad = listed;
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_GE(async_samples, 5) << "the primary never went asynchronous";
+  EXPECT_EQ(bad, "") << "synchronous_standby_names was '' while `sync` still listed " << bad;
+  std::cout << "async fall-back: " << samples << " samples, " << async_samples
+            << " asynchronous, `sync` empty in each\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = c().Sql(primary, "INSERT INTO async_ids VALUES (1)", seconds(10));
+  EXPECT_TRUE(r) << r.error().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2));
+  for (size_t i : replicas) ASSERT_TRUE(c().StartAgent(i));
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] { return (pair = SyncPair()) && Streaming(pair->first, 2); }, seconds(60)));
 }
 
 }  // namespace
