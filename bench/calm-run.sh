@@ -418,12 +418,16 @@ for m in members:
     n3, s3 = changes(run_rows, f"{m}_key_role"); n4, s4 = changes(run_rows, f"{m}_key_state")
     flaps[m] = {"api_role": n1, "api_state": n2, "key_role": n3, "key_state": n4,
                 "examples": (s1 + s2 + s3 + s4)[:6]}
-lag_max = {}; lag_s_max = {}
-for m in members:
-    v = [f(r.get(f"{m}_lag_bytes")) for r in load_rows]; v = [x for x in v if x is not None and x >= 0]
-    s = [f(r.get(f"{m}_replay_lag_s")) for r in load_rows]; s = [x for x in s if x is not None]
-    if v: lag_max[m] = max(v)
-    if s: lag_s_max[m] = max(s)
+def lags(rs):
+    lag_max = {}; lag_s_max = {}
+    for m in members:
+        v = [f(r.get(f"{m}_lag_bytes")) for r in rs]; v = [x for x in v if x is not None and x >= 0]
+        s = [f(r.get(f"{m}_replay_lag_s")) for r in rs]; s = [x for x in s if x is not None]
+        if v: lag_max[m] = max(v)
+        if s: lag_s_max[m] = max(s)
+    return lag_max, lag_s_max
+lag_max, lag_s_max = lags([r for r in rows if r["phase"] == "load"])
+ilag_max, ilag_s_max = lags([r for r in rows if r["phase"] == "init"])
 def stat(rs, key):
     v = [f(r.get(key)) for r in rs]; v = [x for x in v if x is not None]
     if not v: return None
@@ -445,6 +449,8 @@ c_end = etcd_counts()
 # Agent logs: warnings, errors, debug lines (failed keep-alives / cluster reads), FENCE, by message.
 norm = lambda s: re.sub(r"\d+(\.\d+)?", "N", re.sub(r"\b[0-9a-f]{8,}\b", "<id>", s))
 logs = {}
+timeline = []  # (time, member, level, message) of every warning / error / debug line after start-up
+ka_times = {m: [] for m in members}
 lvl_re = re.compile(r"^\S+ \S+ (trace|debug|info|warning|error|critical) [^:]*: (.*)$")
 for m in members:
     c = Counter(); first = {}
@@ -455,7 +461,17 @@ for m in members:
         if lvl == "info" and not re.search(r"lease|leader|promot|demot|fence|follow|stop|sync", msg, re.I):
             continue
         k = (lvl, norm(msg)[:160]); c[k] += 1; first.setdefault(k, line[:23])
+        if lvl != "info": timeline.append((line[:23], m, lvl, msg[:200]))
+        if "lease keep-alive" in msg:
+            ka_times[m].append(datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f"))
     logs[m] = (c, first)
+def max_streak(ts, interval=0.5):
+    """Longest run of failed keep-alives in a row: failures <= 1.5 intervals apart."""
+    best = cur = 0; prev_t = None
+    for t in sorted(ts):
+        cur = cur + 1 if prev_t and (t - prev_t).total_seconds() <= 1.5 * interval else 1
+        best = max(best, cur); prev_t = t
+    return best
 
 fail = leader_changes > 0 or rev_changes > 0 or (hist_growth or 0) > 0
 md = []
@@ -482,8 +498,9 @@ P(f"| synchronous standby changes | {sync_changes} |")
 P(f"| `/patroni` not answered within 0.8 s (samples) | " + ", ".join(f"{m}: {no_answer[m]}" for m in members) + f" of {len(lr)} |")
 if etcd_ms: P(f"| sampler's etcd range / agents' `GET /patroni` round trip under load (median / max) | etcd {etcd_ms['p50']:.0f} / {etcd_ms['max']:.0f} ms; " +
   ", ".join(f"{m} {api_ms[m]['p50']:.0f} / {api_ms[m]['max']:.0f} ms" for m in members if api_ms[m]) + " |")
-P(f"| max replication lag (bytes behind the primary's current LSN / replay_lag) | " +
-  ", ".join(f"{m}: {lag_max[m]/1024:.0f} kB / {lag_s_max.get(m, 0):.2f} s" for m in members if m in lag_max) + " |")
+P(f"| max replication lag under the load (bytes behind the primary's current LSN / replay_lag) | " +
+  ", ".join(f"{m}: {lag_max[m]/1024:.0f} kB / {lag_s_max.get(m, 0):.2f} s" for m in members if m in lag_max) +
+  "; during `pgbench -i`: " + ", ".join(f"{m}: {ilag_max[m]/1024:.0f} kB / {ilag_s_max.get(m, 0):.2f} s" for m in members if m in ilag_max) + " |")
 if load1: P(f"| load average (1 min) during the load | mean {load1['mean']:.1f}, max {load1['max']:.1f} |")
 if busy: P(f"| machine CPU busy (all cores, /proc/stat) | mean {busy['mean']:.0f} %, median {busy['p50']:.0f} % |")
 P(f"| pgbench tpcb-like | {rw['tps'] or 0:.0f} tps, latency avg {rw['lat_ms'] or 0:.1f} ms, {rw['done']} transactions, failed {rw['failed']} |")
@@ -501,8 +518,10 @@ P(f"| etcd requests per second, idle / under load (all 3 agents; the sampler add
 P(f"| etcd revision / database size at the end | {c_end.get('(revisions)', 0):.0f} revisions, {c_end.get('(db bytes)', 0)/1e6:.1f} MB "
   f"(it was {c0.get('(revisions)', 0):.0f} / {c0.get('(db bytes)', 0)/1e6:.1f} MB when the idle phase began) |")
 late = {m: sum(n for (lvl, msg), n in logs[m][0].items() if "keep-alive" in msg) for m in members}
-P(f"| keep-alives that failed or came too late (agent DEBUG log `lease keep-alive: …`) | " +
-  ", ".join(f"{m}: {late[m]}" for m in members) + " |")
+P(f"| keep-alives that failed or came too late (agent DEBUG log `lease keep-alive: …`; with the defaults "
+  f"a keep-alive not answered within 500 ms fails) / most in a row (two in a row fence the primary) | " +
+  ", ".join(f"{m}: {late[m]} / {max_streak(ka_times[m])}" for m in members) + " |")
+P(f"| samples taken (the sampler itself is starved under load) | {len(lr)} in {cfg['duration']} s of load |")
 fences = {m: sum(n for (lvl, msg), n in logs[m][0].items() if "FENCE" in msg) for m in members}
 P(f"| fence events | " + ", ".join(f"{m}: {fences[m]}" for m in members) + " |")
 P("")
@@ -526,6 +545,11 @@ for line in open(cfg["work"] + "/etcd.log", errors="replace"):
 P("**etcd** (W/E lines)" + ("" if ec else ": none"))
 for (lvl, msg), n in sorted(ec.items(), key=lambda kv: -kv[1])[:15]:
     P(f"- {n}× {lvl} `{msg}` (first {efirst[(lvl, msg)]})")
+P("")
+P("## Timeline of the agents' warnings, errors and debug lines (first 60)\n")
+for t, m, lvl, msg in sorted(timeline)[:60]:
+    P(f"- {t[11:]} {m} {lvl}: `{msg}`")
+if not timeline: P("none")
 P("")
 P("## Member state changes after the start-up (first few)\n")
 for m in members:
