@@ -1,58 +1,12 @@
 #include "agent/config_patch.h"
 
-#include <nlohmann/json.hpp>
-
+#include "config/config_edit.h"
 #include "config/dynamic_config.h"
 
 namespace pgwarden::agent {
-namespace {
-
-using Json = nlohmann::json;
-
-// RFC 7396 MergePatch(target, patch).
-void MergeInto(Json& target, const Json& patch) {
-  if (!patch.is_object()) {
-    target = patch;
-    return;
-  }
-  if (!target.is_object()) target = Json::object();
-  for (const auto& [key, value] : patch.items()) {
-    if (value.is_null()) {
-      target.erase(key);
-    } else {
-      MergeInto(target[key], value);
-    }
-  }
-}
-
-}  // namespace
-
 Result<std::string> MergeConfigPatch(const std::optional<std::string>& current_json,
                                      std::string_view patch_json) {
-  Json patch;
-  try {
-    patch = Json::parse(patch_json);
-  } catch (const Json::exception& e) {
-    return Fail(ErrorCode::kInvalidArgument,
-                std::string("the patch is not valid JSON: ") + e.what());
-  }
-  if (!patch.is_object()) {
-    return Fail(ErrorCode::kInvalidArgument, "the patch must be a JSON object");
-  }
-  Json current = Json::object();
-  if (current_json && !current_json->empty()) {
-    try {
-      current = Json::parse(*current_json);
-    } catch (const Json::exception& e) {
-      return Fail(ErrorCode::kCorrupt,
-                  std::string("the current config is not valid JSON: ") + e.what());
-    }
-    if (!current.is_object()) {
-      return Fail(ErrorCode::kCorrupt, "the current config is not a JSON object");
-    }
-  }
-  MergeInto(current, patch);
-  return current.dump();
+  return config::MergeJsonPatch(current_json, patch_json);
 }
 
 Result<void> ValidateConfigJson(const std::string& config_json, const ConfigCheck& extra_check) {

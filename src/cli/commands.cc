@@ -3,14 +3,18 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "api/http_client.h"
 #include "cli/cluster_table.h"
+#include "cli/edit_config.h"
 #include "cluster/cluster_store.h"
 #include "config/config.h"
+#include "config/config_edit.h"
 #include "dcs/etcd3/etcd_dcs.h"
 
 namespace pgwarden::cli {
@@ -72,11 +76,11 @@ bool Confirm(const std::string& question) {
   return answer == "y" || answer == "Y" || answer == "yes";
 }
 
-// POSTs a switchover/failover to a member's REST API and reports the answer.
+// Sends a request to a member's REST API and reports the answer (text, or the JSON body).
 void PostRequest(const core::Member& target, const std::string& path, const nlohmann::json& body,
-                 const config::Config& config) {
+                 const config::Config& config, const std::string& method = "POST") {
   api::HttpClientRequest request;
-  request.method = "POST";
+  request.method = method;
   request.url = ApiBase(target.api_url) + path;
   request.body = body.dump();
   request.timeout = std::chrono::seconds(60);
@@ -86,8 +90,7 @@ void PostRequest(const core::Member& target, const std::string& path, const nloh
   }
   auto response = api::HttpCall(request);
   if (!response) {
-    std::cerr << "request to " << request.url << " failed: " << response.error().ToString()
-              << "\n";
+    std::cerr << "request to " << request.url << " failed: " << response.error().ToString() << "\n";
     exit_status = 1;
     return;
   }
@@ -101,10 +104,97 @@ void PostRequest(const core::Member& target, const std::string& path, const nloh
   }
 }
 
+// The member named `name`, with an API address; prints why not and returns nullptr.
+const core::Member* FindTarget(const Loaded& loaded, const std::string& name) {
+  const core::Member* m = loaded.view.FindMember(MemberName(name));
+  if (!m) {
+    std::cerr << "member " << name << " does not exist in cluster " << loaded.config.scope << "\n";
+    exit_status = 1;
+    return nullptr;
+  }
+  if (m->api_url.empty()) {
+    std::cerr << "member " << name << " has no REST API address in its member key\n";
+    exit_status = 1;
+    return nullptr;
+  }
+  return m;
+}
+
+Result<std::string> ReadInput(const std::string& path) {
+  std::ostringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+    return text.str();
+  }
+  std::ifstream in(path);
+  if (!in) return Fail(ErrorCode::kNotFound, "cannot read " + path);
+  text << in.rdbuf();
+  return text.str();
+}
+
 void AddConfigOption(CLI::App* cmd, Common& common) {
   cmd->add_option("-c,--config", common.config_path, "the agent's configuration file")
       ->envname("PGWARDEN_CONFIG")
       ->required();
+}
+
+// edit-config: patch from the arguments, diff against the current config, confirmation, then
+// PATCH /config on the leader (any member without one): the agents validate and write.
+template <typename EditArgs>
+int EditConfig(const Common& common, EditArgs& args) {
+  if (!args.apply_path.empty()) {
+    if (args.apply_path == "-" && !args.force) {
+      std::cerr << "--apply - reads the changes from stdin: add --force (no confirmation)\n";
+      return 1;
+    }
+    auto text = ReadInput(args.apply_path);
+    if (!text) {
+      std::cerr << text.error().message << "\n";
+      return 1;
+    }
+    args.edit.apply = *text;
+    args.edit.apply_source = args.apply_path == "-" ? "stdin" : args.apply_path;
+  }
+  auto patch = BuildConfigPatch(args.edit);
+  if (!patch) {
+    std::cerr << patch.error().message << "\n";
+    return 1;
+  }
+  auto loaded = LoadCluster(common);
+  if (!loaded) return exit_status;
+  if (!loaded->view.config_json) {
+    std::cerr << "cluster " << loaded->config.scope << " has no config key in etcd yet\n";
+    return 1;
+  }
+  auto merged = config::MergeJsonPatch(loaded->view.config_json, *patch);
+  if (!merged) {
+    std::cerr << merged.error().message << "\n";
+    return 1;
+  }
+  const std::string diff = config::JsonDiff(*loaded->view.config_json, *merged);
+  if (diff.empty()) {
+    std::cout << "Not changed\n";
+    return 0;
+  }
+  std::cout << "---\n+++\n" << diff;
+  if (!args.force && !Confirm("Apply these changes?")) {
+    std::cerr << "Aborted\n";
+    return 1;
+  }
+  const auto& view = loaded->view;
+  const core::Member* target = view.leader ? view.FindMember(view.leader->holder) : nullptr;
+  for (const auto& [name, member] : view.members) {
+    if (target && !target->api_url.empty()) break;
+    if (!member.api_url.empty()) target = &member;
+  }
+  if (!target || target->api_url.empty()) {
+    std::cerr << "no member with a REST API address to send the change to\n";
+    return 1;
+  }
+  exit_status = 0;
+  PostRequest(*target, "/config", nlohmann::json::parse(*patch), loaded->config, "PATCH");
+  if (exit_status == 0) std::cout << "Configuration changed\n";
+  return exit_status;
 }
 
 }  // namespace
@@ -142,8 +232,8 @@ void RegisterCommands(CLI::App& app) {
     if (!loaded) return;
     std::cout << "TL\tLSN\tReason\tTimestamp\tNew Leader\n";
     for (const auto& h : loaded->view.history) {
-      std::cout << h.timeline.value() << "\t" << h.switch_lsn.ToString() << "\t" << h.reason
-                << "\t" << h.time << "\t" << h.new_leader.str() << "\n";
+      std::cout << h.timeline.value() << "\t" << h.switch_lsn.ToString() << "\t" << h.reason << "\t"
+                << h.time << "\t" << h.new_leader.str() << "\n";
     }
   });
 
@@ -153,8 +243,8 @@ void RegisterCommands(CLI::App& app) {
     bool force = false;
   };
   auto sw = std::make_shared<SwitchoverArgs>();
-  auto* switchover =
-      app.add_subcommand("switchover", "Hand the primary role to a replica (planned, no data loss)");
+  auto* switchover = app.add_subcommand(
+      "switchover", "Hand the primary role to a replica (planned, no data loss)");
   AddConfigOption(switchover, *common);
   switchover->add_option("--leader", sw->leader, "the current leader (checked)");
   switchover->add_option("--candidate", sw->candidate,
@@ -233,6 +323,94 @@ void RegisterCommands(CLI::App& app) {
       return;
     }
     PostRequest(*target, "/failover", {{"candidate", fo->candidate}}, loaded->config);
+  });
+
+  // --- edit-config (non-interactive) ---
+  struct EditArgs {
+    EditConfigArgs edit;
+    std::string apply_path;
+    bool force = false;
+  };
+  auto ed = std::make_shared<EditArgs>();
+  auto* edit = app.add_subcommand(
+      "edit-config",
+      "Change the cluster's dynamic configuration (etcd `config` key); shows the diff");
+  AddConfigOption(edit, *common);
+  edit->add_option("-s,--set", ed->edit.set,
+                   "key.path=value (YAML value; null removes the key); repeatable");
+  edit->add_option("-p,--pg", ed->edit.pg, "name=value: postgresql.parameters.<name>; repeatable");
+  edit->add_option("--apply", ed->apply_path, "a YAML file of changes (merged), - for stdin");
+  edit->add_flag("--force", ed->force, "do not ask for confirmation");
+  edit->callback([common, ed] { exit_status = EditConfig(*common, *ed); });
+
+  // --- restart / reload / reinit ---
+  struct MemberArgs {
+    std::string member;
+    std::string role;
+    bool pending = false;
+    bool force = false;
+  };
+  auto rs = std::make_shared<MemberArgs>();
+  auto* restart = app.add_subcommand("restart", "Restart a member's PostgreSQL (no failover)");
+  AddConfigOption(restart, *common);
+  restart->add_option("member", rs->member, "the member to restart")->required();
+  restart->add_option("--role", rs->role, "only if the member has this role")
+      ->check(CLI::IsMember({"primary", "replica", "standby_leader"}));
+  restart->add_flag("--pending", rs->pending, "only if a restart is pending");
+  restart->add_flag("--force", rs->force, "do not ask for confirmation");
+  restart->callback([common, rs] {
+    auto loaded = LoadCluster(*common);
+    if (!loaded) return;
+    const core::Member* target = FindTarget(*loaded, rs->member);
+    if (!target) return;
+    if (!rs->force && !Confirm("Are you sure you want to restart member " + rs->member + "?")) {
+      std::cerr << "Aborted\n";
+      exit_status = 1;
+      return;
+    }
+    nlohmann::json body = nlohmann::json::object();
+    if (!rs->role.empty()) body["role"] = rs->role;
+    if (rs->pending) body["restart_pending"] = true;
+    PostRequest(*target, "/restart", body, loaded->config);
+  });
+
+  auto rl = std::make_shared<MemberArgs>();
+  auto* reload =
+      app.add_subcommand("reload", "Make a member re-read its configuration file (as SIGHUP does)");
+  AddConfigOption(reload, *common);
+  reload->add_option("member", rl->member, "the member to reload")->required();
+  reload->add_flag("--force", rl->force, "do not ask for confirmation");
+  reload->callback([common, rl] {
+    auto loaded = LoadCluster(*common);
+    if (!loaded) return;
+    const core::Member* target = FindTarget(*loaded, rl->member);
+    if (!target) return;
+    if (!rl->force && !Confirm("Are you sure you want to reload member " + rl->member + "?")) {
+      std::cerr << "Aborted\n";
+      exit_status = 1;
+      return;
+    }
+    PostRequest(*target, "/reload", nlohmann::json::object(), loaded->config);
+  });
+
+  auto ri = std::make_shared<MemberArgs>();
+  auto* reinit = app.add_subcommand(
+      "reinit", "Wipe a replica's data directory and clone it again from the leader");
+  AddConfigOption(reinit, *common);
+  reinit->add_option("member", ri->member, "the replica to reinitialize")->required();
+  reinit->add_flag("--force", ri->force, "do not ask for confirmation");
+  reinit->callback([common, ri] {
+    auto loaded = LoadCluster(*common);
+    if (!loaded) return;
+    const core::Member* target = FindTarget(*loaded, ri->member);
+    if (!target) return;
+    if (!ri->force && !Confirm("Are you sure you want to reinitialize member " + ri->member +
+                               "? Its data directory is removed")) {
+      std::cerr << "Aborted\n";
+      exit_status = 1;
+      return;
+    }
+    PostRequest(*target, "/reinitialize", {{"force", ri->force}}, loaded->config);
   });
 }
 

@@ -1,7 +1,7 @@
-// The operator's commands: `pgwarden list`, `switchover`, `failover`, `history`,
-// `check-config`. Each takes the same config file as the agent (-c), reads the cluster from
-// etcd, and asks the leader's REST API to act (as patronictl does), so the agents stay the only
-// writers of the leader key.
+// The operator's commands: `pgwarden list`, `switchover`, `failover`, `history`, `edit-config`,
+// `restart`, `reload`, `reinit`, `check-config`. Each takes the same config file as the agent
+// (-c), reads the cluster from etcd, and asks a member's REST API to act (as patronictl does), so
+// the agents stay the only writers of the cluster's keys.
 #pragma once
 
 namespace CLI {
