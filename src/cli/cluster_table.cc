@@ -72,7 +72,11 @@ ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView
     bool sync = view.sync &&
                 std::find(view.sync->sync_standby.begin(), view.sync->sync_standby.end(), name) !=
                     view.sync->sync_standby.end();
-    row.role = is_leader ? "Leader" : sync ? "Sync Standby" : "Replica";
+    // Quorum mode (quorum > 0): a listed member is one of the quorum, not complete by itself
+    // (Patroni 4's "Quorum Standby").
+    row.role = is_leader ? "Leader"
+               : sync    ? (view.sync->quorum > 0 ? "Quorum Standby" : "Sync Standby")
+                         : "Replica";
     row.state = StateName(m, is_leader);
     row.timeline = m.timeline.value();
     if (!is_leader && reference) {

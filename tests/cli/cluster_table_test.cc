@@ -51,6 +51,19 @@ TEST(ClusterTable, RolesStatesAndLagAgainstTheLeaderPosition) {
   EXPECT_EQ(table.rows[0].timeline, 2u);
 }
 
+// Quorum mode (docs/sync-replication.md): the members of a `sync` set with quorum > 0 are
+// "Quorum Standby" (Patroni 4's word); quorum 0 is the plain rule: "Sync Standby".
+TEST(ClusterTable, QuorumSetMembersAreQuorumStandbys) {
+  auto view = ThreeMembers();
+  view.sync->sync_standby = {MemberName("n2"), MemberName("n3")};
+  view.sync->quorum = 1;
+  auto table = BuildClusterTable("demo", view);
+  EXPECT_EQ(table.rows[1].role, "Quorum Standby");
+  EXPECT_EQ(table.rows[2].role, "Quorum Standby");
+  view.sync->quorum = 0;
+  EXPECT_EQ(BuildClusterTable("demo", view).rows[2].role, "Sync Standby");
+}
+
 TEST(ClusterTable, StoppedMemberAndPendingSwitchoverAreShown) {
   auto view = ThreeMembers();
   view.members[MemberName("n3")].state = core::PgState::kStopped;
