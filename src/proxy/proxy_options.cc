@@ -49,6 +49,12 @@ Result<void> ProxyOptions::Validate() const {
   not_negative(idle_timeout, "idle_timeout");
   not_negative(stall_timeout, "stall_timeout");
   positive(accept_backoff, "accept_backoff");
+  positive(retry_backoff_min, "retry_backoff_min");
+  if (retry_backoff_max < retry_backoff_min) {
+    errors.push_back("retry_backoff_max must be >= retry_backoff_min");
+  }
+  if (max_connect_attempts < 1) errors.push_back("max_connect_attempts must be >= 1");
+  if (max_held < 1) errors.push_back("max_held must be >= 1");
   if (keepalive_idle.count() < 0) errors.push_back("keepalive_idle must be >= 0");
   if (buffer_size < 1024 || buffer_size > 16 * 1024 * 1024) {
     errors.push_back("buffer_size " + std::to_string(buffer_size) +

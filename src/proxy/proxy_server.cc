@@ -17,6 +17,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -99,6 +100,7 @@ class ProxyServer::Loop {
         pool_(options.buffer_size),
         freshness_timer_(io_),
         sweep_timer_(io_),
+        retry_timer_(io_),
         resolver_(io_),
         topology_(std::make_shared<const Topology>()) {}
 
@@ -126,7 +128,28 @@ class ProxyServer::Loop {
   void AddSession(Session* s) { sessions_.push_front(s); }
   std::list<Session*>::iterator FirstSession() { return sessions_.begin(); }
   void RemoveSession(std::list<Session*>::iterator it) { sessions_.erase(it); }
-  void AddHeld(const std::shared_ptr<Session>& s) { held_.push_back(s); }
+  std::list<Session*>::iterator AddHeld(Role role, Session* s) {
+    auto& q = held_[RoleIndex(role)];
+    return q.insert(q.end(), s);
+  }
+  void RemoveHeld(Role role, std::list<Session*>::iterator it) { held_[RoleIndex(role)].erase(it); }
+  bool HoldQueueFull() const { return held_now_ >= max_held_; }
+  // Whether a client of `role` may try to connect now. False while the primary port has no
+  // usable primary, and while the port is down (its last round of connects all failed) and
+  // either a probe is in flight or the backoff has not passed. `probe` is set when the caller
+  // would be the port's probe (the port is down and the backoff passed).
+  bool MayTry(Role role, bool* probe);
+  bool IsPortDown(Role role) const { return gates_[RoleIndex(role)].failures > 0; }
+  void StartProbe(Role role, Session* s) { gates_[RoleIndex(role)].probe = s; }
+  // The probe `s` (if it is the probe) ended without a verdict (closed, re-held by a topology
+  // change): another held client may probe.
+  void ProbeEnded(Role role, Session* s);
+  // Every candidate of one client failed: the port is down (or stays down) for a backoff.
+  void RoundFailed(Role role, Session* s);
+  // A connect on `role`'s port succeeded: the port is up, its held clients go (posted).
+  void RoundSucceeded(Role role, Session* s);
+  // Releases what may go, soon (posted: never re-enters the caller).
+  void ScheduleRelease();
   void CountUp(const std::string& member) { ++counts_[member]; }
   void CountDown(const std::string& member);
   void MarkUnreachable(const std::string& member);
@@ -168,10 +191,23 @@ class ProxyServer::Loop {
   void ArmSweep();
   void Sweep();
   void ReleaseHeld();
+  void ArmRetry(SteadyClock::time_point at);
+  void ResetGatesForChangedCandidates(bool primary_changed);
+
+  // A port whose connects failed, on this loop (docs/proxy.md "Failed connects").
+  struct Gate {
+    int failures = 0;                  // consecutive failed rounds; 0: the port is up
+    SteadyClock::time_point retry_at;  // no probe before this
+    Session* probe = nullptr;          // the client trying now, if any
+  };
 
   asio::steady_timer freshness_timer_;
   bool freshness_armed_ = false;
   asio::steady_timer sweep_timer_;
+  asio::steady_timer retry_timer_;
+  bool retry_armed_ = false;
+  SteadyClock::time_point retry_armed_at_;
+  bool release_posted_ = false;
   tcp::resolver resolver_;
 
   std::shared_ptr<const Topology> topology_;
@@ -179,8 +215,12 @@ class ProxyServer::Loop {
   bool forced_unusable_ = false;
   std::optional<Backend> usable_primary_;
 
-  std::list<Session*> sessions_;             // connecting, forwarding and held sessions
-  std::deque<std::weak_ptr<Session>> held_;  // FIFO of held sessions (may hold stale ones)
+  std::list<Session*> sessions_;          // connecting, forwarding and held sessions
+  std::list<Session*> held_[kRoleCount];  // FIFO of held sessions per port; a session leaves
+                                          // its queue when it leaves the held state
+  Gate gates_[kRoleCount];
+  std::vector<std::string> signature_[kRoleCount];  // candidate members, to see them change
+  uint64_t max_held_ = 1;                           // per loop
   std::list<StatusConnection*> status_conns_;
   ConnectionCounts counts_;
   std::map<std::string, SteadyClock::time_point> unreachable_until_;
@@ -207,15 +247,16 @@ class Session : public std::enable_shared_from_this<Session> {
         role_(role),
         client_(std::move(client)),
         upstream_(loop.io_),
-        timer_(loop.io_) {
+        timer_(loop.io_),
+        hold_deadline_(SteadyClock::now() + loop.options_.hold_timeout) {
     loop_.AddSession(this);
     self_it_ = loop_.FirstSession();
   }
 
   void Begin();
-  void Release();  // kHeld -> kConnecting
-  // kConnecting on the primary port, and the primary went away: back to the hold queue
-  // (nothing has been sent to the old primary yet, so nothing is lost).
+  void Release();  // kHeld -> whatever Dispatch() decides
+  // kConnecting, and the member it connects to lost its role: back to the hold queue (nothing
+  // has been sent upstream yet, so nothing is lost) and routed afresh.
   void Rehold();
   void Close();
 
@@ -235,7 +276,15 @@ class Session : public std::enable_shared_from_this<Session> {
     SteadyClock::time_point write_since;
   };
 
+  // Connects if the port may be tried now (Loop::MayTry), else holds; refuses a replica-port
+  // client when no member has the role.
+  void Dispatch();
   void Hold();
+  // Waits for the held client to close (or reset); data it sends is left for forwarding.
+  void WatchHeldClient();
+  bool ClientGone();
+  // kConnecting -> kNew: upstream closed, counts undone, pending handlers stale.
+  void LeaveConnecting();
   void ConnectNext();
   void StartConnect(const tcp::endpoint& ep);
   void OnConnectFailed(bool timed_out);
@@ -260,7 +309,14 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket client_;
   tcp::socket upstream_;
   asio::steady_timer timer_;  // hold deadline, then connect deadline
+  // Fixed at accept: however often the client is re-held, it waits at most hold_timeout.
+  SteadyClock::time_point hold_deadline_;
   std::list<Session*>::iterator self_it_;
+  std::list<Session*>::iterator held_it_;  // valid while kHeld
+  bool ever_held_ = false;
+  bool probe_ = false;  // this client probes a port that is down
+  int connect_attempts_ = 0;
+  uint64_t hold_epoch_ = 0;  // makes the watch of an earlier hold stale
   std::vector<RouteTarget> candidates_;
   size_t next_candidate_ = 0;
   std::optional<RouteTarget> target_;
@@ -273,35 +329,92 @@ class Session : public std::enable_shared_from_this<Session> {
 
 void Session::Begin() {
   TuneSocket(client_, loop_.options_.keepalive_idle);
-  if (role_ == Role::kPrimary && !loop_.HasUsablePrimary()) {
+  Dispatch();
+}
+
+void Session::Dispatch() {
+  bool probe = false;
+  if (!loop_.MayTry(role_, &probe)) {
     Hold();
     return;
   }
   candidates_ = loop_.Rank(role_);
-  if (candidates_.empty()) {
+  if (candidates_.empty()) {  // a replica port with no member of its role at all
     ++loop_.counters_.refused[RoleIndex(role_)];
     Close();
     return;
   }
+  if (probe) {
+    probe_ = true;
+    loop_.StartProbe(role_, this);
+  }
   state_ = SessionState::kConnecting;
   ++loop_.active_;
+  next_candidate_ = 0;
   ConnectNext();
 }
 
+bool Session::ClientGone() {
+  // POLLRDHUP: the client sent its FIN, even when its startup packet is still unread (a peek
+  // would see the data and miss the FIN). A PostgreSQL client never half-closes and then
+  // waits for an answer, so a FIN from a held client means it left.
+  pollfd p{client_.native_handle(), POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 void Session::Hold() {
+  if (SteadyClock::now() >= hold_deadline_) {
+    ++loop_.counters_.hold_timeouts;
+    Close();
+    return;
+  }
+  if (loop_.HoldQueueFull()) {
+    ++loop_.counters_.hold_full;
+    Close();
+    return;
+  }
+  // A client that left while it was connecting (or before it was ever held) goes now; later
+  // departures are seen by the watch.
+  if (ClientGone()) {
+    ++loop_.counters_.held_gone;
+    Close();
+    return;
+  }
   state_ = SessionState::kHeld;
-  ++loop_.counters_.held;
+  if (!ever_held_) ++loop_.counters_.held;
+  ever_held_ = true;
   ++loop_.held_now_;
-  loop_.AddHeld(shared_from_this());
-  timer_.expires_after(loop_.options_.hold_timeout);
+  held_it_ = loop_.AddHeld(role_, this);
+  timer_.expires_at(hold_deadline_);
   timer_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec || self->state_ != SessionState::kHeld) return;
     ++self->loop_.counters_.hold_timeouts;
     self->Close();
   });
+  WatchHeldClient();
 }
 
-void Session::Rehold() {
+void Session::WatchHeldClient() {
+  // Readable means data (the startup packet: left in the socket for forwarding) or EOF. The
+  // reactor is edge-triggered, so after data we wait for the next edge: more data or the FIN.
+  // A client that keeps sending while held wakes us at most until its receive buffer is full.
+  const uint64_t epoch = ++hold_epoch_;
+  client_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this(), epoch](const error_code& ec) {
+                       if (self->state_ != SessionState::kHeld || epoch != self->hold_epoch_) {
+                         return;
+                       }
+                       if (ec || self->ClientGone()) {
+                         ++self->loop_.counters_.held_gone;
+                         self->Close();
+                         return;
+                       }
+                       self->WatchHeldClient();
+                     });
+}
+
+void Session::LeaveConnecting() {
   ++attempt_;  // the pending connect / resolve / timer handlers become stale
   if (counted_) loop_.CountDown(target_->backend.name.str());
   counted_ = false;
@@ -309,27 +422,49 @@ void Session::Rehold() {
   error_code ignored;
   upstream_.close(ignored);
   --loop_.active_;
-  next_candidate_ = 0;
+  state_ = SessionState::kNew;
+}
+
+void Session::Rehold() {
+  LeaveConnecting();
+  if (probe_) {
+    probe_ = false;
+    loop_.ProbeEnded(role_, this);
+  }
   Hold();
 }
 
 void Session::Release() {
   if (state_ != SessionState::kHeld) return;
+  loop_.RemoveHeld(role_, held_it_);
   --loop_.held_now_;
   ++loop_.counters_.hold_released;
+  state_ = SessionState::kNew;
+  ++hold_epoch_;
   timer_.cancel();
-  candidates_ = loop_.Rank(role_);
-  state_ = SessionState::kConnecting;
-  ++loop_.active_;
-  ConnectNext();
+  error_code ignored;
+  client_.cancel(ignored);  // the hold watch
+  Dispatch();
 }
 
 void Session::ConnectNext() {
   if (next_candidate_ >= candidates_.size()) {
-    Close();
+    // Every candidate failed. Nothing was sent to the client: hold it again, unless it used
+    // up its attempts or its time.
+    LeaveConnecting();
+    probe_ = false;
+    loop_.RoundFailed(role_, this);
+    if (connect_attempts_ >= loop_.options_.max_connect_attempts) {
+      ++loop_.counters_.retries_exhausted;
+      Close();
+      return;
+    }
+    ++loop_.counters_.reheld;
+    Hold();
     return;
   }
   target_ = candidates_[next_candidate_++];
+  ++connect_attempts_;
   loop_.CountUp(target_->backend.name.str());
   counted_ = true;
   const Endpoint& ep = target_->backend.endpoint;
@@ -389,12 +524,17 @@ void Session::OnConnectFailed(bool timed_out) {
   ++loop_.counters_.upstream_connect_failures;
   if (timed_out) ++loop_.counters_.upstream_connect_timeouts;
   const std::string& name = target_->backend.name.str();
-  spdlog::info("proxy: {} port: connect to {} ({}) {}", ToString(role_), name,
-               target_->backend.endpoint.ToString(), timed_out ? "timed out" : "failed");
+  // One line per failing member and round, not per client: a crashed primary with hundreds of
+  // clients must not flood the log.
+  const spdlog::level::level_enum level =
+      loop_.IsPortDown(role_) ? spdlog::level::debug : spdlog::level::info;
+  spdlog::log(level, "proxy: {} port: connect to {} ({}) {}", ToString(role_), name,
+              target_->backend.endpoint.ToString(), timed_out ? "timed out" : "failed");
   loop_.CountDown(name);
   counted_ = false;
-  // The primary is never marked: there is no other member to send its clients to.
-  if (!target_->via_primary) loop_.MarkUnreachable(name);
+  // The mark ranks a replica last for a while; on the primary it is only shown in the status
+  // (the primary port has no other member: its clients are held, see Loop::RoundFailed).
+  loop_.MarkUnreachable(name);
   error_code ignored;
   upstream_.close(ignored);
   ConnectNext();
@@ -402,6 +542,8 @@ void Session::OnConnectFailed(bool timed_out) {
 
 void Session::StartForwarding() {
   state_ = SessionState::kForwarding;
+  probe_ = false;
+  loop_.RoundSucceeded(role_, this);
   ++loop_.counters_.forwarded[RoleIndex(role_)];
   TuneSocket(upstream_, loop_.options_.keepalive_idle);
   last_activity_ = SteadyClock::now();
@@ -522,7 +664,14 @@ bool Session::TimedOut(SteadyClock::time_point now, const ProxyOptions& o) const
 
 void Session::Close() {
   if (state_ == SessionState::kClosed) return;
-  if (state_ == SessionState::kHeld) --loop_.held_now_;
+  if (state_ == SessionState::kHeld) {
+    --loop_.held_now_;
+    loop_.RemoveHeld(role_, held_it_);
+  }
+  if (probe_) {
+    probe_ = false;
+    loop_.ProbeEnded(role_, this);
+  }
   if (state_ == SessionState::kConnecting || state_ == SessionState::kForwarding) --loop_.active_;
   if (counted_) loop_.CountDown(target_->backend.name.str());
   counted_ = false;
@@ -643,6 +792,7 @@ Result<void> Loop::Bind() {
 }
 
 void Loop::Run() {
+  max_held_ = std::max<uint64_t>(1, (options_.max_held + peers_.size() - 1) / peers_.size());
   for (auto& l : listeners_) Accept(*l);
   if (status_acceptor_) AcceptStatus();
   if (options_.dcs_ttl.count() > 0) spdlog::info("proxy: no primary until etcd is heard from");
@@ -660,10 +810,10 @@ void Loop::Shutdown() {
   if (status_acceptor_) status_acceptor_->close(ignored);
   freshness_timer_.cancel();
   sweep_timer_.cancel();
+  retry_timer_.cancel();
   resolver_.cancel();
   while (!sessions_.empty()) sessions_.front()->Close();
   while (!status_conns_.empty()) status_conns_.front()->Close();
-  held_.clear();
 }
 
 void Loop::Accept(Listener& l) {
@@ -808,6 +958,7 @@ void Loop::Reevaluate(bool topology_changed) {
                  primary ? primary->name.str() : "none", topology_->generation);
   }
   usable_primary_ = std::move(primary);
+  if (changed || topology_changed) ResetGatesForChangedCandidates(changed);
   if (changed || topology_changed) {
     std::vector<Session*> doomed;
     for (Session* s : sessions_) {
@@ -819,7 +970,7 @@ void Loop::Reevaluate(bool topology_changed) {
     // Closing never destroys a session synchronously (its handlers own it), so the raw
     // pointers stay valid through this loop.
     for (Session* s : doomed) {
-      if (s->role() == Role::kPrimary && s->state() == SessionState::kConnecting) {
+      if (s->state() == SessionState::kConnecting) {  // nothing sent yet: route it afresh
         s->Rehold();
         continue;
       }
@@ -830,14 +981,115 @@ void Loop::Reevaluate(bool topology_changed) {
       spdlog::info("proxy: closed {} sessions to members that lost their role", doomed.size());
     }
   }
-  if (usable_primary_) ReleaseHeld();
+  ReleaseHeld();
+}
+
+void Loop::ResetGatesForChangedCandidates(bool primary_changed) {
+  if (primary_changed) gates_[RoleIndex(Role::kPrimary)] = Gate{};
+  // A replica port that is down comes up when its candidate members change (a replica came
+  // back or joined): held clients should try it now rather than after the backoff.
+  for (Role role : {Role::kSyncReplica, Role::kAsyncReplica, Role::kAnyReplica}) {
+    RouteContext ctx{usable_primary_.has_value(), nullptr, nullptr, 0};
+    std::vector<std::string> sig;
+    for (const RouteTarget& t : RankCandidates(role, *topology_, options_.policies, ctx)) {
+      sig.push_back(t.backend.name.str() + "@" + t.backend.endpoint.ToString());
+    }
+    std::sort(sig.begin(), sig.end());
+    const size_t i = RoleIndex(role);
+    if (sig != signature_[i]) {
+      signature_[i] = std::move(sig);
+      gates_[i] = Gate{};
+    }
+  }
+}
+
+bool Loop::MayTry(Role role, bool* probe) {
+  *probe = false;
+  if (role == Role::kPrimary && !usable_primary_) return false;
+  const Gate& g = gates_[RoleIndex(role)];
+  if (g.failures == 0) return true;
+  if (g.probe != nullptr || SteadyClock::now() < g.retry_at) return false;
+  *probe = true;
+  return true;
+}
+
+void Loop::ProbeEnded(Role role, Session* s) {
+  Gate& g = gates_[RoleIndex(role)];
+  if (g.probe != s) return;
+  g.probe = nullptr;
+  ScheduleRelease();
+}
+
+void Loop::RoundFailed(Role role, Session* s) {
+  Gate& g = gates_[RoleIndex(role)];
+  if (g.probe == s) g.probe = nullptr;
+  // A round that started before the port went down (many clients connecting to a primary that
+  // just crashed) fails while a later probe may be out: it does not push the retry further.
+  if (g.failures > 0 && SteadyClock::now() < g.retry_at) return;
+  if (g.failures == 0) {
+    spdlog::warn("proxy: {} port: no member reachable; holding its clients (up to {} ms)",
+                 ToString(role), options_.hold_timeout.count());
+  }
+  ++g.failures;
+  auto backoff = options_.retry_backoff_min;
+  for (int i = 1; i < g.failures && backoff < options_.retry_backoff_max; ++i) backoff *= 2;
+  backoff = std::min(backoff, options_.retry_backoff_max);
+  g.retry_at = SteadyClock::now() + backoff;
+  ArmRetry(g.retry_at);
+}
+
+void Loop::RoundSucceeded(Role role, Session* s) {
+  Gate& g = gates_[RoleIndex(role)];
+  if (g.failures > 0) {
+    spdlog::info("proxy: {} port: {} reachable again; releasing {} held clients", ToString(role),
+                 s->target() ? s->target()->backend.name.str() : "member",
+                 held_[RoleIndex(role)].size());
+  }
+  g = Gate{};
+  if (s->target()) unreachable_until_.erase(s->target()->backend.name.str());
+  if (!held_[RoleIndex(role)].empty()) ScheduleRelease();
+}
+
+void Loop::ScheduleRelease() {
+  if (release_posted_ || stopping_) return;
+  release_posted_ = true;
+  asio::post(io_, [this] {
+    release_posted_ = false;
+    if (!stopping_) ReleaseHeld();
+  });
+}
+
+void Loop::ArmRetry(SteadyClock::time_point at) {
+  if (stopping_ || (retry_armed_ && retry_armed_at_ <= at)) return;
+  retry_armed_ = true;
+  retry_armed_at_ = at;
+  retry_timer_.expires_at(at);  // cancels an earlier wait, whose handler then does nothing
+  retry_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    retry_armed_ = false;
+    ReleaseHeld();
+  });
 }
 
 void Loop::ReleaseHeld() {
-  std::deque<std::weak_ptr<Session>> held;
-  held.swap(held_);
-  for (auto& w : held) {
-    if (std::shared_ptr<Session> s = w.lock()) s->Release();
+  if (stopping_) return;
+  for (Role role : kAllRoles) {
+    auto& q = held_[RoleIndex(role)];
+    // Each Release() takes the session off the queue, and only while MayTry() holds, so a
+    // released client is not held again within this loop; the bound is a belt.
+    for (size_t n = q.size(); n > 0 && !q.empty(); --n) {
+      bool probe = false;
+      if (!MayTry(role, &probe)) break;
+      Session* s = q.front();
+      s->Release();
+    }
+    // Clients still held behind a backoff get a timer. Only for a backoff in the future: any
+    // other reason to wait (no usable primary, a probe out) ends with an event that releases
+    // again, and a timer for a past time would spin.
+    const Gate& g = gates_[RoleIndex(role)];
+    if (!q.empty() && g.failures > 0 && g.probe == nullptr && g.retry_at > SteadyClock::now()) {
+      ArmRetry(g.retry_at);
+    }
   }
 }
 

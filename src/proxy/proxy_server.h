@@ -14,6 +14,16 @@
 // clients are held (accepted, not read from) for up to `hold_timeout`, then forwarded to the
 // new primary or closed.
 //
+// Failed connects hold too (docs/proxy.md "Failed connects"): when every candidate of a port
+// refused or timed out (the primary's host crashed and etcd still names it; every replica is
+// down), the client goes back to the hold queue, nothing having been sent to it. The port is
+// then "down" on that loop: new clients are held as well, and one held client at a time probes
+// the members again after a short backoff (`retry_backoff_min` doubling up to
+// `retry_backoff_max`). The first successful connect, or a new member for the port in the
+// topology, releases every held client of the port. Bounds: `hold_timeout` counted from
+// accept, `max_connect_attempts` per client, `max_held` clients held at once; a held client
+// that disconnects is noticed and freed at once.
+//
 // This header is plain on purpose (no Boost): Asio lives in proxy_server.cc only.
 #pragma once
 
@@ -51,8 +61,19 @@ struct ProxyOptions {
   std::chrono::milliseconds dcs_ttl{2000};
   // Upstream TCP connect deadline; on a replica port the next candidate is tried after it.
   std::chrono::milliseconds connect_timeout{2000};
-  // How long a member stays marked unreachable after a failed connect.
+  // How long a replica stays ranked last after a failed connect (a hint: it is still tried
+  // when nothing else is left).
   std::chrono::milliseconds unreachable_for{5000};
+  // After every candidate of a port failed to connect: the pause before one held client tries
+  // again, doubling per failed round from min to max. Short, so that a PostgreSQL restarted on
+  // the same member, or a new primary, is found within a fraction of a second.
+  std::chrono::milliseconds retry_backoff_min{100};
+  std::chrono::milliseconds retry_backoff_max{250};
+  // Upstream connect attempts one client may make before it is closed (with hold_timeout, the
+  // bound on what a client can cost while members are down).
+  int max_connect_attempts = 100;
+  // Clients held at once (split evenly over the loops); one more is closed at once.
+  size_t max_held = 10000;
   // A session with one direction closed (half-closed) is closed after this long without
   // traffic in the other direction.
   std::chrono::milliseconds half_close_timeout{30000};

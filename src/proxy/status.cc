@@ -16,6 +16,10 @@ void MergeInto(ProxyStatus& total, const ProxyStatus& part) {
   t.held += p.held;
   t.hold_released += p.hold_released;
   t.hold_timeouts += p.hold_timeouts;
+  t.reheld += p.reheld;
+  t.hold_full += p.hold_full;
+  t.held_gone += p.held_gone;
+  t.retries_exhausted += p.retries_exhausted;
   t.closed_by_topology += p.closed_by_topology;
   t.upstream_connect_failures += p.upstream_connect_failures;
   t.upstream_connect_timeouts += p.upstream_connect_timeouts;
@@ -73,6 +77,10 @@ std::string RenderStatusJson(const ProxyStatus& s) {
   counters["held"] = c.held;
   counters["hold_released"] = c.hold_released;
   counters["hold_timeouts"] = c.hold_timeouts;
+  counters["reheld"] = c.reheld;
+  counters["hold_full"] = c.hold_full;
+  counters["held_gone"] = c.held_gone;
+  counters["retries_exhausted"] = c.retries_exhausted;
   counters["closed_by_topology"] = c.closed_by_topology;
   counters["upstream_connect_failures"] = c.upstream_connect_failures;
   counters["upstream_connect_timeouts"] = c.upstream_connect_timeouts;
@@ -157,11 +165,20 @@ std::string RenderPrometheus(const ProxyStatus& s) {
   w.PerRole("pgwarden_proxy_refused_total",
             "Client connections closed at once because no backend had the role.", c.refused);
   w.Single("pgwarden_proxy_held_total", "counter",
-           "Primary-port clients held while no primary was usable.", c.held);
+           "Clients put on hold: no usable primary, or every connect of their port failing.",
+           c.held);
   w.Single("pgwarden_proxy_hold_released_total", "counter",
-           "Held clients forwarded to a new primary.", c.hold_released);
+           "Times a held client was let go to try a member.", c.hold_released);
   w.Single("pgwarden_proxy_hold_timeouts_total", "counter",
            "Held clients closed after hold_timeout.", c.hold_timeouts);
+  w.Single("pgwarden_proxy_reheld_total", "counter",
+           "Clients put back on hold after every candidate's connect failed.", c.reheld);
+  w.Single("pgwarden_proxy_hold_full_total", "counter",
+           "Clients closed at once because the hold queue was full.", c.hold_full);
+  w.Single("pgwarden_proxy_held_gone_total", "counter",
+           "Held clients that disconnected while waiting.", c.held_gone);
+  w.Single("pgwarden_proxy_retries_exhausted_total", "counter",
+           "Clients closed after max_connect_attempts failed connects.", c.retries_exhausted);
   w.Single("pgwarden_proxy_closed_by_topology_total", "counter",
            "Sessions closed because their backend lost its role.", c.closed_by_topology);
   w.Single("pgwarden_proxy_upstream_connect_failures_total", "counter",

@@ -24,10 +24,14 @@ struct ProxyCounters {
   std::array<uint64_t, kRoleCount> accepted{};   // client connections accepted per port
   std::array<uint64_t, kRoleCount> forwarded{};  // sessions whose upstream connect succeeded
   std::array<uint64_t, kRoleCount> refused{};    // closed at once: no backend for the role
-  uint64_t held = 0;                       // primary-port clients put on hold (no usable primary)
-  uint64_t hold_released = 0;              // held clients sent on to a primary
-  uint64_t hold_timeouts = 0;              // held clients closed after hold_timeout
-  uint64_t closed_by_topology = 0;         // sessions closed because their backend lost the role
+  uint64_t held = 0;           // clients put on hold (no usable primary, or connects failing)
+  uint64_t hold_released = 0;  // times a held client was let go to try a member
+  uint64_t hold_timeouts = 0;  // held clients closed after hold_timeout (counted from accept)
+  uint64_t reheld = 0;         // clients put back on hold after every candidate's connect failed
+  uint64_t hold_full = 0;      // clients closed at once because the hold queue was full
+  uint64_t held_gone = 0;      // held clients that disconnected while waiting
+  uint64_t retries_exhausted = 0;   // clients closed after max_connect_attempts failed connects
+  uint64_t closed_by_topology = 0;  // sessions closed because their backend lost the role
   uint64_t upstream_connect_failures = 0;  // connect attempts refused, failed or timed out
   uint64_t upstream_connect_timeouts = 0;  // of which timed out
   uint64_t idle_timeouts = 0;              // sessions closed by the idle / half-close timeouts

@@ -69,6 +69,23 @@ TEST(BuildTopology, PrimaryOnlyWhenTheLeaderRunsAsPrimary) {
   EXPECT_FALSE(BuildTopology(bad_url, 1).primary);
 }
 
+TEST(BuildTopology, AStoppingLeaderIsNotRoutable) {
+  // The agent publishes state "stopping" before a planned switchover stops PostgreSQL: the
+  // proxy holds new primary-port clients from that moment on, with or without a switchover
+  // request in etcd (the request-based hold is the fallback for agents that do not publish it).
+  auto v = View();
+  v.members[MemberName("n1")].state = PgState::kStopping;
+  for (bool hold_for_switchover : {false, true}) {
+    Topology t = BuildTopology(v, 1, hold_for_switchover);
+    EXPECT_FALSE(t.primary);
+    EXPECT_EQ(Names(t.async_replicas), (std::vector<std::string>{"n2", "n3"}));
+  }
+  // A stopping replica takes no new clients either.
+  auto r = View();
+  r.members[MemberName("n2")].state = PgState::kStopping;
+  EXPECT_EQ(Names(BuildTopology(r, 1).async_replicas), (std::vector<std::string>{"n3"}));
+}
+
 TEST(BuildTopology, SyncAsyncLagAndTags) {
   auto v = View();
   v.sync = core::SyncState{MemberName("n1"), {MemberName("n3"), MemberName("n1")}, 5};

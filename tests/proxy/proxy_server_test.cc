@@ -63,11 +63,12 @@ sockaddr_in Loopback(uint16_t port) {
   return a;
 }
 
+// Listens on *port (0: an ephemeral port, written back to *port).
 Fd Listen(int backlog, uint16_t* port) {
   Fd fd(::socket(AF_INET, SOCK_STREAM, 0));
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a = Loopback(0);
+  sockaddr_in a = Loopback(*port);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Fd();
   if (::listen(fd.get(), backlog) != 0) return Fd();
   socklen_t len = sizeof a;
@@ -155,8 +156,10 @@ std::string HttpGet(uint16_t port, const std::string& path) {
 class Upstream {
  public:
   enum class Mode { kEcho, kSink, kFrozen };
-  explicit Upstream(std::string name, Mode mode = Mode::kEcho, int backlog = 4096)
-      : name_(std::move(name)), mode_(mode) {
+  // `port`: 0 for an ephemeral one, or a fixed one (a member that comes back where it was).
+  explicit Upstream(std::string name, Mode mode = Mode::kEcho, int backlog = 4096,
+                    uint16_t port = 0)
+      : name_(std::move(name)), mode_(mode), port_(port) {
     listener_ = Listen(backlog, &port_);
     if (mode_ == Mode::kFrozen) return;
     ::fcntl(listener_.get(), F_SETFL, O_NONBLOCK);
@@ -263,7 +266,7 @@ class Upstream {
 
   std::string name_;
   Mode mode_;
-  uint16_t port_ = 0;
+  uint16_t port_;
   Fd listener_;
   Fd epoll_;
   std::thread thread_;
@@ -274,6 +277,17 @@ class Upstream {
 };
 
 // --- Fixture ---------------------------------------------------------------------------------
+
+// A loopback port where nothing listens (bound, then closed): connects are refused.
+uint16_t DeadPort() {
+  uint16_t port = 0;
+  Listen(1, &port).Reset();
+  return port;
+}
+
+Backend At(const std::string& name, uint16_t port) {
+  return Backend{MemberName(name), Endpoint{"127.0.0.1", port}, 0, false};
+}
 
 ProxyOptions TestOptions() {
   ProxyOptions o;
@@ -558,6 +572,162 @@ TEST_F(ProxyTest, PrimaryConnectInProgressIsReheldWhenThePrimaryChanges) {
   EXPECT_EQ(ReadLine(fd.get()).value_or(""), "b");
   EXPECT_LT(TestClock::now() - t0, 1000ms);
   EXPECT_EQ(proxy_->GetStatus().counters.closed_by_topology, 0u);
+}
+
+// --- Failed connects hold the client (docs/proxy.md "Failed connects") ---
+
+TEST_F(ProxyTest, RefusedPrimaryConnectHoldsTheClientUntilThePrimaryListensAgain) {
+  // The primary's PostgreSQL died; etcd still names it. The client is held, not closed, and
+  // gets through as soon as PostgreSQL is back on the same member.
+  const uint16_t port = DeadPort();
+  StartProxy();
+  Publish(At("a", port));
+  Fd fd = Connect(Port(Role::kPrimary));
+  ASSERT_TRUE(fd.valid());
+  ASSERT_TRUE(SendAll(fd.get(), "startup\n"));  // the client speaks first, as libpq does
+  EXPECT_TRUE(SilentFor(fd.get(), 300ms)) << "held: open, and nothing sent to it";
+  EXPECT_TRUE(WaitStatus([](const ProxyStatus& s) {
+    return s.held_now == 1 && s.counters.reheld >= 1 && s.counters.upstream_connect_failures >= 1;
+  }));
+  Upstream a("a", Upstream::Mode::kEcho, 4096, port);  // restarted where it was
+  const auto t0 = TestClock::now();
+  EXPECT_EQ(ReadLine(fd.get()).value_or(""), "a");
+  EXPECT_EQ(ReadLine(fd.get()).value_or(""), "startup") << "bytes sent while held arrive";
+  EXPECT_LT(TestClock::now() - t0, 600ms) << "found again within the retry backoff";
+  ProxyStatus s = proxy_->GetStatus();
+  EXPECT_EQ(s.held_now, 0u);
+  EXPECT_EQ(s.counters.hold_timeouts, 0u);
+  EXPECT_EQ(s.counters.forwarded[RoleIndex(Role::kPrimary)], 1u);
+  // One probe per backoff (100 ms doubling to 250 ms), not a tight loop.
+  EXPECT_LE(s.counters.upstream_connect_failures, 8u);
+  // The port is up again: the next client goes straight through.
+  Fd next = ClientTo(Role::kPrimary, "a");
+}
+
+TEST_F(ProxyTest, ClientsHeldOnACrashedPrimaryGoToTheNewOneWithFewConnectAttempts) {
+  const uint16_t dead = DeadPort();
+  Upstream b("b");
+  StartProxy();
+  Publish(At("a", dead));
+  std::vector<Fd> clients;
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(Connect(Port(Role::kPrimary)));
+    ASSERT_TRUE(clients.back().valid());
+  }
+  EXPECT_TRUE(WaitStatus([](const ProxyStatus& s) { return s.held_now == 20; }));
+  std::this_thread::sleep_for(700ms);
+  ProxyStatus s = proxy_->GetStatus();
+  // Once a loop saw the primary refuse, its new clients wait and one probes per backoff: with
+  // 2 loops over ~0.8 s that is a handful of attempts, not 20 clients x 8 rounds.
+  EXPECT_LE(s.counters.upstream_connect_failures, 24u);
+  EXPECT_GE(s.counters.upstream_connect_failures, 2u);
+  EXPECT_EQ(s.counters.sessions_closed, 0u);
+  // The failover finished: a new primary in etcd releases every held client to it.
+  Publish(b.backend());
+  for (Fd& fd : clients) EXPECT_EQ(ReadLine(fd.get()).value_or(""), "b");
+  s = proxy_->GetStatus();
+  EXPECT_EQ(s.held_now, 0u);
+  EXPECT_EQ(s.counters.forwarded[RoleIndex(Role::kPrimary)], 20u);
+  EXPECT_EQ(s.counters.held, 20u) << "each client counted once however often it was re-held";
+}
+
+TEST_F(ProxyTest, AClientThatLeavesWhileHeldIsFreedAtOnce) {
+  StartProxy();  // hold_timeout 3 s
+  Publish(std::nullopt);
+  Fd quiet = Connect(Port(Role::kPrimary));
+  Fd talker = Connect(Port(Role::kPrimary));
+  ASSERT_TRUE(WaitStatus([](const ProxyStatus& s) { return s.held_now == 2; }));
+  const auto t0 = TestClock::now();
+  quiet.Reset();
+  EXPECT_TRUE(WaitStatus(
+      [](const ProxyStatus& s) { return s.held_now == 1 && s.counters.held_gone == 1; }, 1000ms));
+  // A client that sent its startup packet and then left: the data did not hide the EOF.
+  ASSERT_TRUE(SendAll(talker.get(), "startup\n"));
+  std::this_thread::sleep_for(50ms);
+  talker.Reset();
+  EXPECT_TRUE(WaitStatus(
+      [](const ProxyStatus& s) { return s.held_now == 0 && s.counters.held_gone == 2; }, 1000ms));
+  // Held after a refused connect, then gone.
+  Publish(At("a", DeadPort()));
+  Fd reheld = Connect(Port(Role::kPrimary));
+  ASSERT_TRUE(WaitStatus(
+      [](const ProxyStatus& s) { return s.held_now == 1 && s.counters.reheld >= 1; }, 1000ms));
+  reheld.Reset();
+  EXPECT_TRUE(WaitStatus(
+      [](const ProxyStatus& s) { return s.held_now == 0 && s.counters.held_gone == 3; }, 1000ms));
+  EXPECT_LT(TestClock::now() - t0, 2500ms) << "freed long before hold_timeout";
+  ProxyStatus s = proxy_->GetStatus();
+  EXPECT_EQ(s.counters.hold_timeouts, 0u);
+  EXPECT_EQ(s.counters.sessions_closed, 3u);
+  EXPECT_EQ(s.active_sessions, 0u);
+}
+
+TEST_F(ProxyTest, HoldTimeoutClosesAClientWhosePrimaryNeverAnswers) {
+  ProxyOptions o = TestOptions();
+  o.hold_timeout = 500ms;
+  StartProxy(o);
+  Publish(At("a", DeadPort()));
+  const auto t0 = TestClock::now();
+  Fd fd = Connect(Port(Role::kPrimary));
+  ASSERT_TRUE(fd.valid());
+  EXPECT_TRUE(ClosedWithin(fd.get(), 3000ms));
+  const auto waited = TestClock::now() - t0;
+  EXPECT_GE(waited, 450ms);
+  EXPECT_LT(waited, 1500ms) << "hold_timeout counts from accept, not from the last retry";
+  EXPECT_TRUE(WaitStatus([](const ProxyStatus& s) {
+    return s.counters.hold_timeouts == 1 && s.held_now == 0 && s.active_sessions == 0;
+  }));
+  EXPECT_LE(proxy_->GetStatus().counters.upstream_connect_failures, 6u);
+}
+
+TEST_F(ProxyTest, ReplicaPortHoldsWhenEveryMemberRefusesAndTakesTheOneThatComesBack) {
+  const uint16_t p1 = DeadPort(), p2 = DeadPort();
+  StartProxy();
+  Publish(std::nullopt, {}, {At("r1", p1), At("r2", p2)});
+  Fd fd = Connect(Port(Role::kAsyncReplica));
+  ASSERT_TRUE(fd.valid());
+  EXPECT_TRUE(SilentFor(fd.get(), 300ms)) << "held, not refused";
+  EXPECT_TRUE(WaitStatus([](const ProxyStatus& s) {
+    return s.held_now == 1 && s.counters.upstream_connect_failures >= 2;
+  }));
+  Upstream r2("r2", Upstream::Mode::kEcho, 4096, p2);
+  EXPECT_EQ(ReadLine(fd.get(), 2000ms).value_or(""), "r2");
+  // A replica that joins the role releases held clients at once, without waiting a backoff.
+  Publish(std::nullopt, {At("s1", DeadPort())}, {At("r1", p1), At("r2", p2)});
+  std::this_thread::sleep_for(50ms);  // the snapshot is applied on the loops
+  Fd fd2 = Connect(Port(Role::kSyncReplica));
+  EXPECT_TRUE(WaitStatus([](const ProxyStatus& s) { return s.held_now == 1; }));
+  Upstream s2("s2");
+  Publish(std::nullopt, {At("s1", DeadPort()), s2.backend()}, {At("r1", p1), At("r2", p2)});
+  EXPECT_EQ(ReadLine(fd2.get(), 2000ms).value_or(""), "s2");
+}
+
+TEST_F(ProxyTest, HoldQueueAndConnectAttemptsAreBounded) {
+  ProxyOptions o = TestOptions();
+  o.threads = 1;
+  o.max_held = 2;
+  o.max_connect_attempts = 3;
+  o.hold_timeout = 5000ms;
+  StartProxy(o);
+  Publish(std::nullopt);
+  Fd a = Connect(Port(Role::kPrimary));
+  Fd b = Connect(Port(Role::kPrimary));
+  ASSERT_TRUE(WaitStatus([](const ProxyStatus& s) { return s.held_now == 2; }));
+  Fd c = Connect(Port(Role::kPrimary));
+  EXPECT_TRUE(ClosedWithin(c.get(), 1000ms)) << "the queue is full: closed at once";
+  EXPECT_EQ(proxy_->GetStatus().counters.hold_full, 1u);
+  a.Reset();
+  b.Reset();
+  ASSERT_TRUE(WaitStatus([](const ProxyStatus& s) { return s.held_now == 0; }));
+  // A dead primary and a client alone: it probes itself, 3 attempts, then is closed.
+  Publish(At("a", DeadPort()));
+  const auto t0 = TestClock::now();
+  Fd d = Connect(Port(Role::kPrimary));
+  EXPECT_TRUE(ClosedWithin(d.get(), 3000ms));
+  EXPECT_LT(TestClock::now() - t0, 1500ms);
+  ProxyStatus s = proxy_->GetStatus();
+  EXPECT_EQ(s.counters.retries_exhausted, 1u);
+  EXPECT_EQ(s.counters.upstream_connect_failures, 3u);
 }
 
 TEST_F(ProxyTest, FrozenUpstreamCostsOnlyItsOwnSessions) {

@@ -21,6 +21,7 @@ ProxyStatus Sample() {
   s.held_now = 2;
   s.counters.accepted[RoleIndex(Role::kPrimary)] = 40;
   s.counters.hold_timeouts = 3;
+  s.counters.reheld = 6;
   s.counters.bytes_client_to_upstream = 1234;
   return s;
 }
@@ -36,6 +37,7 @@ TEST(StatusJson, CarriesRoutesSessionsAndCounters) {
   EXPECT_EQ(j["held"], 2);
   EXPECT_EQ(j["counters"]["accepted"]["primary"], 40);
   EXPECT_EQ(j["counters"]["hold_timeouts"], 3);
+  EXPECT_EQ(j["counters"]["reheld"], 6);
 }
 
 TEST(StatusJson, NoPrimaryIsNull) {
@@ -50,6 +52,7 @@ TEST(Prometheus, TextFormat) {
   EXPECT_NE(text.find("pgwarden_proxy_accepted_total{role=\"primary\"} 40\n"), std::string::npos);
   EXPECT_NE(text.find("pgwarden_proxy_held_sessions 2\n"), std::string::npos);
   EXPECT_NE(text.find("pgwarden_proxy_hold_timeouts_total 3\n"), std::string::npos);
+  EXPECT_NE(text.find("pgwarden_proxy_reheld_total 6\n"), std::string::npos);
   EXPECT_NE(text.find("pgwarden_proxy_bytes_total{direction=\"client_to_backend\"} 1234\n"),
             std::string::npos);
   // Label values are escaped.
