@@ -1,0 +1,399 @@
+// The operator interface end to end: three real `pgwarden agent` processes with PostgreSQL 15
+// over one real etcd on loopback, driven through their REST APIs as an operator (or
+// `pgwarden edit-config` / `restart` / `reinit`) would:
+//   - PATCH /config synchronous_mode on and off: the `sync` key and synchronous_standby_names
+//     follow, and the primary's postmaster is the same process throughout (no restart);
+//   - PATCH /config postgresql.parameters: reloaded everywhere; a restart-only one shows as
+//     pending_restart and POST /restart {"restart_pending": true} clears it;
+//   - POST /reload and SIGHUP: a parameter added to the node's YAML file is applied live; a
+//     broken file is refused (400) and changes nothing;
+//   - PATCH /config ttl: the leader key moves to a lease with the new ttl (checked at etcd), the
+//     old lease is revoked, and nobody fails over;
+//   - POST /restart on the leader (new postmaster, same leader throughout, no history entry) and
+//     on a replica; POST /reinitialize on a replica (re-cloned, streams again, has the rows);
+//   - a switchover publishes the old leader's member state "stopping" before it stops.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "api/http_client.h"
+#include "dcs/etcd3/etcd_dcs.h"
+#include "support/cluster_harness.h"
+
+namespace pgwarden::testing {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const std::string kPrefix = "/service/itest/";
+
+class OperationsCluster : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ClusterOptions o;
+    o.pgwarden_binary = PGWARDEN_BINARY;
+    cluster_ = new ClusterHarness(o);
+    auto r = cluster_->Start();
+    ASSERT_TRUE(r) << r.error().ToString();
+    dcs::EtcdOptions eo;
+    eo.endpoints = {cluster_->etcd().endpoint()};
+    auto etcd = dcs::EtcdDcs::Create(eo);
+    ASSERT_TRUE(etcd);
+    etcd_ = etcd->release();
+  }
+  static void TearDownTestSuite() {
+    // PGWARDEN_OPS_LOGS=1: every agent's log, to see what the agents did.
+    if (std::getenv("PGWARDEN_OPS_LOGS") && cluster_) std::cerr << cluster_->AllLogs(400000);
+    delete etcd_;
+    etcd_ = nullptr;
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(cluster_ && etcd_);
+    // Two streaming rows alone could be a pg_basebackup's WAL stream: each replica must also
+    // say it is a running replica.
+    ASSERT_TRUE(ClusterHarness::WaitFor(
+        [&] {
+          auto p = c().Primary();
+          if (!p || !Streaming(*p, 2)) return false;
+          for (size_t r : Replicas(*p)) {
+            if (c().Get(r, "/replica").first != 200) return false;
+          }
+          return true;
+        },
+        seconds(60)))
+        << "no primary with two streaming replicas";
+  }
+  void TearDown() override {
+    if (HasFailure() && cluster_) std::cerr << cluster_->AllLogs() << "\n";
+  }
+  ClusterHarness& c() { return *cluster_; }
+  dcs::Dcs& etcd() { return *etcd_; }
+
+  std::pair<int, std::string> Call(size_t i, const std::string& method, const std::string& path,
+                                   const std::string& body) {
+    api::HttpClientRequest req;
+    req.method = method;
+    req.url = "http://127.0.0.1:" + std::to_string(c().node(i).api_port) + path;
+    req.body = body;
+    req.timeout = seconds(60);
+    auto r = api::HttpCall(req);
+    if (!r) return {0, r.error().ToString()};
+    return {r->status, r->body};
+  }
+  bool Streaming(size_t primary, int n) {
+    auto s =
+        c().SqlValue(primary, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'");
+    return s && *s == std::to_string(n);
+  }
+  std::optional<dcs::KeyValue> Key(const std::string& name) {
+    auto r = etcd().Get(kPrefix + name);
+    if (!r || r->kvs.empty()) return std::nullopt;
+    return r->kvs.front();
+  }
+  std::string Value(const std::string& name) {
+    auto kv = Key(name);
+    return kv ? kv->value : "";
+  }
+  std::string SyncStandbys() {
+    auto j = Json::parse(Value("sync"), nullptr, false);
+    if (!j.is_object() || !j.contains("sync_standby") || !j["sync_standby"].is_string()) return "";
+    return j["sync_standby"].get<std::string>();
+  }
+  std::string Show(size_t i, const std::string& name) {
+    auto v = c().SqlValue(i, "SHOW " + name);
+    return v ? *v : "<" + v.error().ToString() + ">";
+  }
+  std::vector<size_t> Replicas(size_t primary) {
+    std::vector<size_t> out;
+    for (size_t i = 0; i < c().size(); ++i) {
+      if (i != primary) out.push_back(i);
+    }
+    return out;
+  }
+
+  static ClusterHarness* cluster_;
+  static dcs::Dcs* etcd_;
+};
+
+ClusterHarness* OperationsCluster::cluster_ = nullptr;
+dcs::Dcs* OperationsCluster::etcd_ = nullptr;
+
+TEST_F(OperationsCluster, PatchConfigSynchronousModeOnAndOffWithoutARestart) {
+  const size_t p = *c().Primary();
+  const auto pid = c().PostmasterPid(p);
+  ASSERT_TRUE(pid);
+  const std::string config_before = Value("config");
+
+  // Bad values: 400 naming the key, nothing written.
+  auto bad = Call(p, "PATCH", "/config", R"({"loop_wait": "often"})");
+  EXPECT_EQ(bad.first, 400) << bad.second;
+  EXPECT_NE(bad.second.find("loop_wait"), std::string::npos) << bad.second;
+  EXPECT_EQ(Call(p, "PATCH", "/config", "{nope").first, 400);
+  EXPECT_EQ(Value("config"), config_before);
+
+  auto on = Call(p, "PATCH", "/config", R"({"synchronous_mode": true})");
+  ASSERT_EQ(on.first, 200) << on.second;
+  auto answered = Json::parse(on.second, nullptr, false);
+  EXPECT_EQ(answered["synchronous_mode"], true) << on.second;
+  EXPECT_EQ(answered, Json::parse(Value("config")));
+  std::string standby;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        standby = SyncStandbys();
+        return !standby.empty() &&
+               Show(p, "synchronous_standby_names").find(standby) != std::string::npos;
+      },
+      seconds(15)))
+      << "sync key: " << Value("sync") << ", ssn: " << Show(p, "synchronous_standby_names");
+  EXPECT_EQ(c().PostmasterPid(p), pid) << "PostgreSQL was restarted to switch sync mode on";
+
+  auto off = Call(p, "PATCH", "/config", R"({"synchronous_mode": null})");
+  ASSERT_EQ(off.first, 200) << off.second;
+  EXPECT_FALSE(Json::parse(off.second).contains("synchronous_mode"));
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] { return SyncStandbys().empty() && Show(p, "synchronous_standby_names").empty(); },
+      seconds(15)))
+      << "sync key: " << Value("sync") << ", ssn: " << Show(p, "synchronous_standby_names");
+  EXPECT_EQ(c().PostmasterPid(p), pid) << "PostgreSQL was restarted to switch sync mode off";
+}
+
+TEST_F(OperationsCluster, PatchConfigParametersReloadAndPendingRestart) {
+  const size_t p = *c().Primary();
+  const auto pid = c().PostmasterPid(p);
+  auto r = Call(p, "PATCH", "/config",
+                R"({"postgresql": {"parameters": {"work_mem": "7MB", "shared_buffers": "24MB"}}})");
+  ASSERT_EQ(r.first, 200) << r.second;
+  for (size_t i = 0; i < c().size(); ++i) {
+    EXPECT_TRUE(ClusterHarness::WaitFor([&] { return Show(i, "work_mem") == "7MB"; }, seconds(10)))
+        << c().node(i).name << ": work_mem " << Show(i, "work_mem");
+  }
+  EXPECT_EQ(c().PostmasterPid(p), pid);
+  // shared_buffers needs a restart: /patroni says so, as Patroni does.
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto j = Json::parse(c().Get(p, "/patroni").second, nullptr, false);
+        return j.is_object() && j.value("pending_restart", false);
+      },
+      seconds(10)))
+      << c().Get(p, "/patroni").second;
+  EXPECT_NE(Show(p, "shared_buffers"), "24MB");
+}
+
+// POST /reload and SIGHUP re-read the node's YAML file: a local parameter is applied live; a
+// broken file is refused and changes nothing.
+TEST_F(OperationsCluster, ReloadRereadsTheConfigFile) {
+  const size_t p = *c().Primary();
+  const std::vector<size_t> replicas = Replicas(p);
+  auto edit = [&](size_t i, const std::string& from, const std::string& to) {
+    std::ifstream in(c().node(i).config_path);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string yaml = text.str();
+    const size_t at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << yaml;
+    yaml.replace(at, from.size(), to);
+    std::ofstream(c().node(i).config_path, std::ios::trunc) << yaml;
+  };
+  const std::string anchor = "    fsync: \"off\"\n";
+  const size_t a = replicas.front(), b = replicas.back();
+  const auto pid = c().PostmasterPid(a);
+
+  edit(a, anchor, anchor + "    maintenance_work_mem: 33MB\n");
+  auto r = Call(a, "POST", "/reload", "");
+  EXPECT_EQ(r.first, 202) << r.second;
+  EXPECT_TRUE(ClusterHarness::WaitFor([&] { return Show(a, "maintenance_work_mem") == "33MB"; },
+                                      seconds(10)))
+      << Show(a, "maintenance_work_mem");
+  EXPECT_EQ(c().PostmasterPid(a), pid);
+
+  edit(a, "    maintenance_work_mem: 33MB\n", "    maintenance_work_mem: [34MB\n");
+  auto broken = Call(a, "POST", "/reload", "");
+  EXPECT_EQ(broken.first, 400) << broken.second;
+  EXPECT_NE(broken.second.find("not reloaded"), std::string::npos) << broken.second;
+  edit(a, "    maintenance_work_mem: [34MB\n", "");
+
+  // SIGHUP does the same.
+  edit(b, anchor, anchor + "    maintenance_work_mem: 35MB\n");
+  c().node(b).agent.Signal(SIGHUP);
+  EXPECT_TRUE(ClusterHarness::WaitFor([&] { return Show(b, "maintenance_work_mem") == "35MB"; },
+                                      seconds(10)))
+      << Show(b, "maintenance_work_mem");
+  edit(b, "    maintenance_work_mem: 35MB\n", "");
+}
+
+TEST_F(OperationsCluster, TtlChangeReachesTheLeaderLeaseWithoutAFailover) {
+  const size_t p = *c().Primary();
+  const std::string leader = Value("leader");
+  ASSERT_EQ(leader, c().node(p).name);
+  auto kv = Key("leader");
+  ASSERT_TRUE(kv);
+  const int64_t old_lease = kv->lease;
+  auto before = etcd().LeaseTimeToLive(old_lease);
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->granted_ttl, seconds(2));
+  const std::string history = Value("history");
+
+  auto r = Call(p, "PATCH", "/config", R"({"ttl": 6})");
+  ASSERT_EQ(r.first, 200) << r.second;
+  int64_t lease = 0;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto k = Key("leader");
+        if (!k || k->lease == old_lease) return false;
+        auto s = etcd().LeaseTimeToLive(k->lease);
+        lease = k->lease;
+        return s && s->granted_ttl == seconds(6);
+      },
+      seconds(10)))
+      << "leader key lease " << std::hex << (Key("leader") ? Key("leader")->lease : 0);
+  EXPECT_EQ(Value("leader"), leader);
+  auto member = Key("members/" + leader);
+  ASSERT_TRUE(member);
+  EXPECT_EQ(member->lease, lease) << "the member key stayed on the old lease";
+  // The old lease is revoked (not left to expire).
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto s = etcd().LeaseTimeToLive(old_lease);
+        return !s || s->ttl.count() < 0;
+      },
+      seconds(5)));
+  // Back to 2 s (the other tests want fast reactions): the lease follows down as well.
+  ASSERT_EQ(Call(p, "PATCH", "/config", R"({"ttl": 2})").first, 200);
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto k = Key("leader");
+        auto s = k ? etcd().LeaseTimeToLive(k->lease)
+                   : Result<dcs::LeaseStatus>(Fail(ErrorCode::kNotFound, "no leader"));
+        return s && s->granted_ttl == seconds(2);
+      },
+      seconds(10)));
+  EXPECT_EQ(Value("leader"), leader) << "the leadership moved during a ttl change";
+  EXPECT_EQ(Value("history"), history);
+  EXPECT_EQ(c().Primary(), p);
+}
+
+TEST_F(OperationsCluster, RestartOfTheLeaderKeepsTheLeadership) {
+  const size_t p = *c().Primary();
+  const std::string leader = c().node(p).name;
+  const auto pid = c().PostmasterPid(p);
+  const std::string history = Value("history");
+  std::atomic<bool> stop{false};
+  std::set<std::string> holders;
+  std::thread watch([&] {
+    while (!stop) {
+      holders.insert(Value("leader"));
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  });
+  // Filters as Patroni: a role that does not match, a schedule pgwarden does not support.
+  auto mismatch = Call(p, "POST", "/restart", R"({"role": "replica"})");
+  EXPECT_EQ(mismatch.first, 503) << mismatch.second;
+  EXPECT_NE(mismatch.second.find("restart conditions are not satisfied"), std::string::npos);
+  auto scheduled = Call(p, "POST", "/restart", R"({"schedule": "2099-01-01T00:00:00Z"})");
+  EXPECT_EQ(scheduled.first, 400) << scheduled.second;
+  EXPECT_EQ(c().PostmasterPid(p), pid);
+
+  auto r = Call(p, "POST", "/restart", R"({"restart_pending": true, "role": "primary"})");
+  stop = true;
+  watch.join();
+  ASSERT_EQ(r.first, 200) << r.second;
+  EXPECT_NE(r.second.find("restarted successfully"), std::string::npos) << r.second;
+  EXPECT_NE(c().PostmasterPid(p), pid);
+  EXPECT_EQ(holders, std::set<std::string>{leader}) << "the leader key changed hands";
+  EXPECT_EQ(Value("history"), history) << "a restart added a history entry";
+  EXPECT_TRUE(ClusterHarness::WaitFor([&] { return c().Primary() == p; }, seconds(10)));
+  // The restart applied the pending parameter.
+  EXPECT_EQ(Show(p, "shared_buffers"), "24MB");
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto j = Json::parse(c().Get(p, "/patroni").second, nullptr, false);
+        return j.is_object() && !j.value("pending_restart", false);
+      },
+      seconds(10)));
+}
+
+TEST_F(OperationsCluster, RestartOfAReplica) {
+  const size_t p = *c().Primary();
+  const size_t r = Replicas(p).front();
+  const auto pid = c().PostmasterPid(r);
+  auto answer = Call(r, "POST", "/restart", "");
+  ASSERT_EQ(answer.first, 200) << answer.second;
+  EXPECT_NE(c().PostmasterPid(r), pid);
+  EXPECT_TRUE(ClusterHarness::WaitFor([&] { return Streaming(p, 2); }, seconds(20)));
+  EXPECT_EQ(c().Primary(), p);
+}
+
+TEST_F(OperationsCluster, ReinitializeAReplica) {
+  const size_t p = *c().Primary();
+  const size_t r = Replicas(p).back();
+  ASSERT_TRUE(c().Sql(p, "CREATE TABLE IF NOT EXISTS reinit(id int)"));
+  ASSERT_TRUE(c().Sql(p, "INSERT INTO reinit SELECT generate_series(1, 1000)"));
+  auto refused = Call(p, "POST", "/reinitialize", "{}");
+  EXPECT_EQ(refused.first, 503);
+  EXPECT_NE(refused.second.find("I am the leader, can not reinitialize"), std::string::npos)
+      << refused.second;
+  const auto pid = c().PostmasterPid(r);
+  auto answer = Call(r, "POST", "/reinitialize", R"({"force": true})");
+  ASSERT_EQ(answer.first, 200) << answer.second;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto n = c().SqlValue(r, "SELECT count(*) FROM reinit");
+        return c().PostmasterPid(r) && c().PostmasterPid(r) != pid && n && *n == "1000" &&
+               Streaming(p, 2);
+      },
+      seconds(60)))
+      << c().AgentLog(r);
+  EXPECT_NE(c().AgentLog(r, 200000).find("reinitialize: wiping the data directory"),
+            std::string::npos);
+  EXPECT_EQ(c().Primary(), p);
+}
+
+TEST_F(OperationsCluster, SwitchoverPublishesStoppingFirst) {
+  const size_t p = *c().Primary();
+  const std::string leader = c().node(p).name;
+  auto watch = etcd().WatchPrefix(kPrefix + "members/" + leader);
+  std::atomic<bool> stop{false};
+  std::vector<std::string> states;
+  std::thread watcher([&] {
+    while (!stop) {
+      auto batch = watch->Next(milliseconds(200));
+      if (!batch) continue;
+      for (const auto& e : batch->events) {
+        if (e.type != dcs::WatchEvent::Type::kPut) continue;
+        auto j = Json::parse(e.kv.value, nullptr, false);
+        if (j.is_object() && j.contains("state")) states.push_back(j["state"].get<std::string>());
+      }
+    }
+  });
+  auto r = Call(p, "POST", "/switchover", Json{{"leader", leader}}.dump());
+  std::this_thread::sleep_for(milliseconds(500));
+  stop = true;
+  watch->Cancel();
+  watcher.join();
+  ASSERT_EQ(r.first, 200) << r.second;
+  std::string seen;
+  for (const auto& s : states) seen += s + " ";
+  auto stopping = std::find(states.begin(), states.end(), "stopping");
+  ASSERT_NE(stopping, states.end()) << "member states of " << leader << ": " << seen;
+  // "stopping" came before the member was seen stopped.
+  auto stopped = std::find(states.begin(), states.end(), "stopped");
+  EXPECT_TRUE(stopped == states.end() || stopping < stopped) << seen;
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] { return c().Primary() && *c().Primary() != p && Streaming(*c().Primary(), 2); },
+      seconds(30)));
+}
+
+}  // namespace
+}  // namespace pgwarden::testing
