@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,11 +63,14 @@ std::optional<Int> ParseInt(std::string_view text) {
   return value;
 }
 
-int64_t MonotonicNowNs() {
+int64_t ClockNs(clockid_t clock) {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // cannot fail for CLOCK_MONOTONIC with a valid pointer
+  clock_gettime(clock, &ts);  // cannot fail for these clocks with a valid pointer
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
+int64_t MonotonicNowNs() { return ClockNs(CLOCK_MONOTONIC); }
+// Time spent suspended since boot: CLOCK_BOOTTIME counts it, CLOCK_MONOTONIC does not.
+int64_t BootOffsetNs() { return ClockNs(CLOCK_BOOTTIME) - ClockNs(CLOCK_MONOTONIC); }
 
 class Fd {
  public:
@@ -188,7 +192,8 @@ std::string Harden() {
 // Splits the watchdog's input into lines and applies them to the state.
 class InputLines {
  public:
-  explicit InputLines(WatchdogState* state) : state_(state) {}
+  InputLines(WatchdogState* state, int64_t* boot_offset_at_arm)
+      : state_(state), boot_offset_at_arm_(boot_offset_at_arm) {}
 
   void Feed(std::string_view chunk) {
     buffer_.append(chunk);
@@ -232,6 +237,7 @@ class InputLines {
     const std::optional<WatchdogArm> before = state_->armed;
     state_->Apply(*command);
     if (const auto* arm = std::get_if<WatchdogArm>(&*command)) {
+      *boot_offset_at_arm_ = BootOffsetNs();
       const int64_t in_ms = MsBetween(MonotonicNowNs(), arm->deadline_ns);
       if (!before || before->postmaster_pid != arm->postmaster_pid ||
           before->data_dir != arm->data_dir) {
@@ -246,6 +252,7 @@ class InputLines {
   }
 
   WatchdogState* state_;
+  int64_t* boot_offset_at_arm_;
   std::string buffer_;
   bool discarding_ = false;
 };
@@ -362,6 +369,10 @@ std::optional<int64_t> WaitUntil(const WatchdogState& state) {
   return state.armed->deadline_ns;
 }
 
+int64_t EffectiveNow(int64_t monotonic_now, int64_t boot_offset_now, int64_t boot_offset_at_arm) {
+  return monotonic_now + std::max<int64_t>(0, boot_offset_now - boot_offset_at_arm);
+}
+
 // ---- The process ----
 
 Result<FenceOutcome> FencePostmaster(pid_t pid, const std::string& data_dir, milliseconds grace) {
@@ -440,6 +451,9 @@ int RunWatchdog(int input_fd) {
   }
   if (sfd < 0) spdlog::error("signalfd: {}; SIGTERM will be ignored", Errno(errno));
   Fd sfd_owner(sfd);
+  const int tfd = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (tfd < 0) spdlog::error("timerfd_create: {}; waits use poll timeouts", Errno(errno));
+  Fd tfd_owner(tfd);
   const int flags = fcntl(input_fd, F_GETFL);
   if (flags < 0 || fcntl(input_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
     spdlog::critical("cannot make the input non-blocking: {}", Errno(errno));
@@ -448,11 +462,12 @@ int RunWatchdog(int input_fd) {
   spdlog::info("watchdog {} started ({})", getpid(), Harden());
 
   WatchdogState state;
-  InputLines lines(&state);
+  int64_t boot_offset_at_arm = BootOffsetNs();
+  InputLines lines(&state, &boot_offset_at_arm);
   bool input_open = true;
   int status = 0;
   for (;;) {
-    const int64_t now = MonotonicNowNs();
+    const int64_t now = EffectiveNow(MonotonicNowNs(), BootOffsetNs(), boot_offset_at_arm);
     const WatchdogStep step = NextStep(state, now);
     if (step == WatchdogStep::kExit) {
       spdlog::info("exiting: {}", input_open ? "SIGTERM" : "the agent's pipe is closed");
@@ -478,16 +493,35 @@ int RunWatchdog(int input_fd) {
     }
     int64_t wait_ns = kMaxWaitNs;
     if (auto until = WaitUntil(state)) wait_ns = std::clamp<int64_t>(*until - now, 0, kMaxWaitNs);
-    pollfd fds[2] = {{input_open ? input_fd : -1, POLLIN, 0}, {sfd, POLLIN, 0}};
-    timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000),
-                static_cast<long>(wait_ns % 1'000'000'000)};
-    const int n = ppoll(fds, 2, &ts, nullptr);
+    // The wake-up is an ABSOLUTE CLOCK_BOOTTIME timer, not a poll timeout: a poll stopped
+    // (SIGSTOP, cgroup freeze) is restarted with the time that remained when it was stopped,
+    // so a watchdog resumed after its deadline would wait that long again; and a relative
+    // CLOCK_MONOTONIC timeout ignores a host suspend. The poll's own timeout is only a
+    // backstop in case the timer fails.
+    int poll_timeout_ms = static_cast<int>(wait_ns / kNsPerMs) + 1;
+    if (tfd >= 0) {
+      const int64_t wake = ClockNs(CLOCK_BOOTTIME) + wait_ns;
+      itimerspec spec{};
+      spec.it_value.tv_sec = static_cast<time_t>(wake / 1'000'000'000);
+      spec.it_value.tv_nsec = static_cast<long>(wake % 1'000'000'000);
+      if (timerfd_settime(tfd, TFD_TIMER_ABSTIME, &spec, nullptr) == 0) {
+        poll_timeout_ms = static_cast<int>(2 * kMaxWaitNs / kNsPerMs);
+      } else {
+        spdlog::error("timerfd_settime: {}", Errno(errno));
+      }
+    }
+    pollfd fds[3] = {{input_open ? input_fd : -1, POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}};
+    const int n = poll(fds, 3, poll_timeout_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
-      spdlog::error("ppoll: {}", Errno(errno));
+      spdlog::error("poll: {}", Errno(errno));
       timespec pause{0, std::min<int64_t>(wait_ns, 100 * kNsPerMs)};
       clock_nanosleep(CLOCK_MONOTONIC, 0, &pause, nullptr);  // no busy loop on a failing poll
       continue;
+    }
+    if (tfd >= 0 && (fds[2].revents & POLLIN)) {
+      uint64_t expirations = 0;
+      (void)!read(tfd, &expirations, sizeof expirations);  // drained; EAGAIN is harmless
     }
     if (sfd >= 0 && (fds[1].revents & POLLIN)) {
       signalfd_siginfo info{};
@@ -642,9 +676,8 @@ void WatchdogClient::Stop(milliseconds grace) {
   child_ = ChildProcess();
 }
 
-SteadyTime WatchdogDeadline(SteadyTime last_confirmed_send, milliseconds ttl,
-                            milliseconds fence_margin) {
-  return last_confirmed_send + ttl - fence_margin / 2;
+SteadyTime WatchdogDeadline(SteadyTime lease_end, milliseconds fence_margin) {
+  return lease_end - fence_margin / 2;
 }
 
 }  // namespace pgwarden::agent

@@ -83,6 +83,12 @@ WatchdogStep NextStep(const WatchdogState& state, int64_t now_ns);
 // When to look again without new input: the armed deadline; nullopt when disarmed.
 std::optional<int64_t> WaitUntil(const WatchdogState& state);
 
+// The "now" the deadline is compared with. CLOCK_MONOTONIC stops while the host is suspended
+// (ACPI sleep) but etcd's lease on another host keeps ageing: the time spent suspended since the
+// arm (growth of CLOCK_BOOTTIME - CLOCK_MONOTONIC) is added, so a host that wakes up from a
+// suspend longer than the remaining time fences at once instead of up to a whole ttl later.
+int64_t EffectiveNow(int64_t monotonic_now, int64_t boot_offset_now, int64_t boot_offset_at_arm);
+
 // ---- The process (adapters) ----
 
 struct FenceOutcome {
@@ -159,10 +165,10 @@ class WatchdogClient {
   std::optional<WatchdogCommand> last_sent_;
 };
 
-// The deadline the agent passes to Arm: the send time of the last confirmed keep-alive + ttl -
-// fence_margin / 2. The agent's own fence acts at ttl - fence_margin, so normally it demotes and
-// disarms first; the watchdog acts only when the agent could not.
-SteadyTime WatchdogDeadline(SteadyTime last_confirmed_send, std::chrono::milliseconds ttl,
-                            std::chrono::milliseconds fence_margin);
+// The deadline the agent passes to Arm: the lease end (the send time of the last confirmed
+// keep-alive + ttl; LeaseKeeper::LeaseEndNs) - fence_margin / 2. The agent's own fence acts at
+// lease end - fence_margin, so normally it demotes and disarms first; the watchdog acts only when
+// the agent could not, and still fence_margin / 2 before etcd can expire the lease.
+SteadyTime WatchdogDeadline(SteadyTime lease_end, std::chrono::milliseconds fence_margin);
 
 }  // namespace pgwarden::agent

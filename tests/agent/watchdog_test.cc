@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <iostream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "support/pg_test_node.h"
 #include "support/temp_dir.h"
@@ -116,9 +118,19 @@ TEST(WatchdogState, EndOfInputExitsAtOnceWhenDisarmedElseAfterTheFence) {
   EXPECT_EQ(NextStep(s, 1000), WatchdogStep::kExit);
 }
 
-TEST(WatchdogState, DeadlineIsTtlMinusHalfTheMargin) {
-  const SteadyTime sent = SteadyTime(10s);
-  EXPECT_EQ(WatchdogDeadline(sent, 2000ms, 500ms), SteadyTime(10s + 1750ms));
+TEST(WatchdogState, DeadlineIsTheLeaseEndMinusHalfTheMargin) {
+  const SteadyTime lease_end = SteadyTime(12s);  // keep-alive sent at 10 s, ttl 2 s
+  EXPECT_EQ(WatchdogDeadline(lease_end, 500ms), SteadyTime(11750ms));
+}
+
+TEST(WatchdogState, TimeSpentSuspendedSinceTheArmCounts) {
+  EXPECT_EQ(EffectiveNow(1000, 50, 50), 1000);    // no suspend
+  EXPECT_EQ(EffectiveNow(1000, 5050, 50), 6000);  // 5 s (units) asleep since the arm
+  EXPECT_EQ(EffectiveNow(1000, 40, 50), 1000);    // never earlier than the monotonic clock
+  WatchdogState s;
+  s.Apply(WatchdogArm{3000, 42, "/d"});
+  EXPECT_EQ(NextStep(s, EffectiveNow(1000, 50, 50)), WatchdogStep::kWait);
+  EXPECT_EQ(NextStep(s, EffectiveNow(1000, 5050, 50)), WatchdogStep::kFence);
 }
 
 // The agent passes steady_clock times; the watchdog compares them with CLOCK_MONOTONIC.
@@ -406,6 +418,42 @@ TEST_F(WatchdogPostgres, RearmedPrimaryIsUntouchedThenAgentDeathFencesItAtTheDea
   auto status = client_.Wait(2s);
   ASSERT_TRUE(status) << ReadFile(log_);
   EXPECT_EQ(*status, 0);
+}
+
+std::vector<pid_t> ChildrenOfPid(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    auto stat = ReadFile(e.path().string() + "/stat");
+    if (!stat.empty() && ParentPidFromStat(stat) == parent) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+// A whole-host freeze (VM pause, cgroup freeze) stops the watchdog AND PostgreSQL; on resume
+// the deadline has passed and the watchdog fences at once. Worst order: PostgreSQL resumes
+// first, the watchdog last.
+TEST_F(WatchdogPostgres, HostFreezeThenResumeFencesAtOnce) {
+  const pid_t pm = *Postmaster();
+  std::vector<pid_t> pg = ChildrenOfPid(pm);
+  pg.push_back(pm);
+  const auto deadline = SteadyClock::now() + 300ms;
+  ASSERT_EQ(client_.Arm(deadline, pm, node_->options().data_dir), true);
+  std::this_thread::sleep_for(50ms);  // the arm is read before the freeze
+  ASSERT_EQ(kill(client_.pid(), SIGSTOP), 0);
+  for (pid_t p : pg) kill(p, SIGSTOP);
+  std::this_thread::sleep_for(700ms);  // frozen past the deadline
+  EXPECT_TRUE(Alive(pm));
+  const auto resumed = SteadyClock::now();
+  for (pid_t p : pg) kill(p, SIGCONT);
+  kill(client_.pid(), SIGCONT);
+  ASSERT_TRUE(WaitFor([&] { return !Alive(pm); }, 3s)) << ReadFile(log_);
+  const auto took = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - resumed);
+  // Not "the time that remained when it was frozen" (a restarted relative poll timeout, ~250
+  // ms here): the wake-up is an absolute timer that has already expired on resume.
+  EXPECT_LT(took, 150ms) << ReadFile(log_);
+  std::cerr << "postmaster gone " << took.count() << " ms after the resume\n";
 }
 
 }  // namespace
