@@ -278,6 +278,14 @@ class Upstream {
 
 // --- Fixture ---------------------------------------------------------------------------------
 
+// CPU time (user + system) of this process so far.
+double CpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 // A loopback port where nothing listens (bound, then closed): connects are refused.
 uint16_t DeadPort() {
   uint16_t port = 0;
@@ -615,7 +623,10 @@ TEST_F(ProxyTest, ClientsHeldOnACrashedPrimaryGoToTheNewOneWithFewConnectAttempt
     ASSERT_TRUE(clients.back().valid());
   }
   EXPECT_TRUE(WaitStatus([](const ProxyStatus& s) { return s.held_now == 20; }));
+  const double cpu_before = CpuSeconds();
   std::this_thread::sleep_for(700ms);
+  // Nothing spins while the clients wait (timers, watches and probes only).
+  EXPECT_LT(CpuSeconds() - cpu_before, 0.2);
   ProxyStatus s = proxy_->GetStatus();
   // Once a loop saw the primary refuse, its new clients wait and one probes per backoff: with
   // 2 loops over ~0.8 s that is a handful of attempts, not 20 clients x 8 rounds.
