@@ -7,6 +7,7 @@
 //   PGWARDEN_SYNC_ROUNDS=10 ./sync_integration_test     more crash rounds (default 3)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -287,6 +288,69 @@ TEST_F(SyncCluster, WithoutStrictFallsBackToAsyncOnlyAfterSyncIsEmptied) {
   for (size_t i : replicas) ASSERT_TRUE(c().StartAgent(i));
   EXPECT_TRUE(ClusterHarness::WaitFor(
       [&] { return (pair = SyncPair()) && Streaming(pair->first, 2); }, seconds(60)));
+}
+
+// Quorum mode switched on at runtime: 'ANY 1 (both replicas)' and `sync` = {both, quorum 1};
+// then the primary's host is SIGKILLed under a writer: the new primary holds every
+// acknowledged id (it must have seen the other replica at or behind it).
+TEST_F(SyncCluster, QuorumModeAtRuntimeLosesNoAcknowledgedCommit) {
+  std::optional<std::pair<size_t, size_t>> pair;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] { return (pair = SyncPair()) && Streaming(pair->first, 2); }, seconds(90)));
+  ASSERT_TRUE(SetConfig("synchronous_mode", "quorum"));
+  const size_t primary = pair->first;
+  std::vector<std::string> replicas;
+  for (size_t i = 0; i < c().size(); ++i) {
+    if (i != primary) replicas.push_back(c().node(i).name);
+  }
+  std::sort(replicas.begin(), replicas.end());
+  const std::string want_ssn = "ANY 1 (\"" + replicas[0] + "\",\"" + replicas[1] + "\")";
+  std::string ssn, key;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto v = c().SqlValue(primary, "SHOW synchronous_standby_names");
+        ssn = v ? *v : "";
+        auto k = Etcdctl({"get", kSyncKey, "--print-value-only"});
+        key = k ? *k : "";
+        auto j = nlohmann::json::parse(key, nullptr, false);
+        return ssn == want_ssn && j.is_object() && j.contains("quorum") && j["quorum"] == 1 &&
+               j.contains("sync_standby") && j["sync_standby"].is_string() &&
+               j["sync_standby"].get<std::string>() == replicas[0] + "," + replicas[1];
+      },
+      seconds(20)))
+      << "synchronous_standby_names " << ssn << ", sync " << key;
+  std::cout << "quorum mode: " << ssn << ", sync " << key;
+  ASSERT_TRUE(c().Sql(primary, "CREATE TABLE IF NOT EXISTS quorum_ids(id bigint PRIMARY KEY)"));
+  std::atomic<bool> stop{false};
+  std::vector<int64_t> acked;
+  std::thread writer([&] {
+    for (int64_t id = 1; !stop; ++id) {
+      auto r = c().Sql(primary, "INSERT INTO quorum_ids VALUES (" + std::to_string(id) + ")",
+                       seconds(5));
+      if (r) acked.push_back(id);
+    }
+  });
+  std::this_thread::sleep_for(milliseconds(1500));
+  c().KillAgent(primary);
+  c().KillPostgres(primary);
+  stop = true;
+  writer.join();
+  ASSERT_GT(acked.size(), 10u) << "the writer got no acknowledgement";
+  std::optional<size_t> next;
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] { return (next = c().Primary()).has_value() && *next != primary; }, seconds(30)))
+      << "no failover in quorum mode";
+  std::string list;
+  for (int64_t id : acked) list += (list.empty() ? "" : ",") + std::to_string(id);
+  auto present =
+      c().SqlValue(*next, "SELECT count(*) FROM quorum_ids WHERE id = ANY('{" + list + "}')");
+  ASSERT_TRUE(present) << present.error().ToString();
+  EXPECT_EQ(std::stoll(*present), static_cast<long long>(acked.size()))
+      << "acknowledged ids missing on the new primary";
+  std::cout << "quorum mode: " << acked.size() << " acknowledged ids, all on "
+            << c().node(*next).name << "\n";
+  ASSERT_TRUE(c().StartAgent(primary));
+  ASSERT_TRUE(SetConfig("synchronous_mode", true));
 }
 
 }  // namespace
