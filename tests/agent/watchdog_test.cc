@@ -306,6 +306,39 @@ TEST_F(WatchdogProcess, APostmasterIgnoringSigquitIsKilledWithItsChildren) {
   EXPECT_NE(Log().find("SIGKILLed with 1 children"), std::string::npos) << Log();
 }
 
+// A frozen watchdog never blocks the agent: once its pipe is full, commands are dropped at once.
+TEST_F(WatchdogProcess, AFrozenWatchdogNeverBlocksTheAgent) {
+  auto pm = StartDummy(tmp_.Sub("data"), tmp_.Sub("data"));
+  ASSERT_EQ(kill(client_.pid(), SIGSTOP), 0);
+  const auto far = SteadyClock::now() + 60s;
+  bool dropped = false;
+  milliseconds slowest{0};
+  for (int i = 0; i < 5000 && !dropped; ++i) {  // ~70 bytes each: a 64 KiB pipe fills first
+    const auto t0 = SteadyClock::now();
+    auto sent = client_.Arm(far + std::chrono::microseconds(i), pm.child.pid(), pm.dir);
+    slowest = std::max(slowest, std::chrono::duration_cast<milliseconds>(SteadyClock::now() - t0));
+    ASSERT_TRUE(sent) << sent.error().message;
+    dropped = !*sent;
+  }
+  EXPECT_TRUE(dropped) << "the pipe never filled";
+  EXPECT_LT(slowest, 20ms);
+  ASSERT_EQ(kill(client_.pid(), SIGCONT), 0);
+  // Once it drains its pipe, commands get through again (the dropped one is re-sent).
+  EXPECT_TRUE(WaitFor([&] { return client_.Disarm().value_or(false); }, 2s));
+  EXPECT_TRUE(pm.child.Running());
+}
+
+// A dead watchdog: the agent gets kUnavailable, not a SIGPIPE that would kill it.
+TEST_F(WatchdogProcess, ADeadWatchdogIsReportedWithoutSigpipe) {
+  ::signal(SIGPIPE, SIG_DFL);  // the client must protect a process that does not ignore it
+  ASSERT_EQ(kill(client_.pid(), SIGKILL), 0);
+  ASSERT_TRUE(client_.Wait(2s));
+  auto sent = client_.Arm(SteadyClock::now() + 1s, 4242, "/nonexistent");
+  ::signal(SIGPIPE, SIG_IGN);
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code, ErrorCode::kUnavailable) << sent.error().message;
+}
+
 // Garbage on stdin: an error is logged, the line ignored, and the watchdog still works.
 TEST(WatchdogGarbage, GarbageIsLoggedAndIgnored) {
   ::signal(SIGPIPE, SIG_IGN);
