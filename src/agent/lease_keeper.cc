@@ -10,7 +10,8 @@ LeaseKeeper::LeaseKeeper(std::unique_ptr<dcs::Dcs> dcs, std::chrono::seconds ttl
       on_change_(std::move(on_change)),
       on_lost_(std::move(on_lost)),
       want_ttl_(ttl),
-      interval_(interval) {}
+      interval_(interval),
+      want_interval_(interval) {}
 
 LeaseKeeper::~LeaseKeeper() { Stop(); }
 
@@ -80,7 +81,14 @@ core::LeaseFacts LeaseKeeper::Facts(std::chrono::seconds* ttl) const {
 void LeaseKeeper::SetTiming(std::chrono::seconds ttl, Duration interval) {
   std::lock_guard lock(mu_);
   want_ttl_ = ttl;
-  interval_ = interval;
+  want_interval_ = interval;
+  // The lease held now keeps a cadence that fits ITS ttl until the successor is adopted: a
+  // slower cadence for a longer ttl would let the current, shorter lease lapse.
+  if (current_.id != 0 && ttl != current_.ttl) {
+    interval_ = std::min(interval_, interval);
+  } else {
+    interval_ = interval;
+  }
 }
 
 std::optional<LeaseKeeper::Successor> LeaseKeeper::PendingSuccessor() const {
@@ -95,6 +103,7 @@ void LeaseKeeper::Adopt(int64_t id) {
   if (current_.id != 0) to_revoke_.push_back(current_.id);
   current_ = successor_;
   successor_ = Held{};
+  if (current_.ttl == want_ttl_) interval_ = want_interval_;
   UpdateEndLocked();
 }
 
@@ -139,6 +148,7 @@ void LeaseKeeper::Run() {
       {
         std::lock_guard lock(mu_);
         current_ = Held{grant->id, want, sent.time_since_epoch().count()};
+        if (want == want_ttl_) interval_ = want_interval_;
         lost_ = false;
         UpdateEndLocked();
       }

@@ -86,7 +86,8 @@ class LeaseKeeper {
   Held current_;                    // guarded by mu_
   Held successor_;                  // guarded by mu_; id 0: none
   std::chrono::seconds want_ttl_;   // guarded by mu_
-  Duration interval_;               // guarded by mu_
+  Duration interval_;               // guarded by mu_; the cadence in use
+  Duration want_interval_;          // guarded by mu_; the cadence for want_ttl_
   bool lost_ = false;               // guarded by mu_
   std::vector<int64_t> to_revoke_;  // guarded by mu_
   std::atomic<int64_t> lease_end_ns_{0};
