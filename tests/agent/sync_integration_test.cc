@@ -320,6 +320,16 @@ TEST_F(SyncCluster, QuorumModeAtRuntimeLosesNoAcknowledgedCommit) {
       seconds(20)))
       << "synchronous_standby_names " << ssn << ", sync " << key;
   std::cout << "quorum mode: " << ssn << ", sync " << key;
+  // Both quorum members answer GET /sync (docs/sync-replication.md, "Display"); the primary not.
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        bool all = c().Get(primary, "/sync").first == 503;
+        for (size_t i = 0; i < c().size(); ++i) {
+          if (i != primary) all = all && c().Get(i, "/sync").first == 200;
+        }
+        return all;
+      },
+      seconds(5)));
   ASSERT_TRUE(c().Sql(primary, "CREATE TABLE IF NOT EXISTS quorum_ids(id bigint PRIMARY KEY)"));
   std::atomic<bool> stop{false};
   std::vector<int64_t> acked;
