@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks that dependencies point inward (docs/ARCHITECTURE.md):
 #   common <- core <- {cluster, dcs, postgres, config} <- {agent, api, proxy, cli} <- main
+#   launch (starts local clusters' processes) sits beside the adapters: common and dcs only;
+#   demo sits on top, beside main (it drives a whole cluster: it may use every module).
 # A module may include only its own headers, those of the layers below it, and system or
 # third-party headers. The core in particular may include nothing but common/ and core/,
 # and no third-party library at all.
@@ -19,6 +21,8 @@ declare -A allowed=(
   [agent]="common core dcs cluster postgres config api agent"
   [proxy]="common core dcs cluster config proxy"
   [cli]="common core dcs cluster config api cli"
+  [launch]="common dcs launch"
+  [demo]="common core dcs cluster postgres config api cli launch demo"
 )
 status=0
 for module in "${!allowed[@]}"; do

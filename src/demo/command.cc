@@ -66,19 +66,20 @@ void RegisterCommands(CLI::App& app) {
 
   struct DemoArgs {
     int members = 3;
-    std::string events = "switchover,crash";
+    std::string events = "switchover,crash,freeze";
     bool keep = false, stop = false;
     std::string dir, interval = "300ms", mode = "reconnect";
   };
   auto d = std::make_shared<DemoArgs>();
   auto* demo = app.add_subcommand(
       "demo",
-      "A whole cluster on loopback with a live application through a switchover and a crash");
+      "A whole cluster on loopback with a live application through a switchover, a crash and a "
+      "freeze");
   demo->add_option("--members", d->members, "number of members (default 3)")
       ->check(CLI::Range(2, 9));
   demo->add_option("--events", d->events,
-                   "comma-separated events, in order: switchover, crash (default both; "
-                   "\"\" for none)");
+                   "comma-separated events, in order: switchover, crash, freeze (default all "
+                   "three; \"\" for none)");
   demo->add_flag("--keep", d->keep, "leave the cluster running at the end and print how to use it");
   demo->add_option("--dir", d->dir, "directory for everything (default: a new one in /tmp)");
   demo->add_flag("--stop", d->stop, "stop the cluster that `demo --keep --dir DIR` left running");
@@ -111,8 +112,8 @@ void RegisterCommands(CLI::App& app) {
     std::stringstream ss(d->events);
     for (std::string e; std::getline(ss, e, ',');) {
       if (e.empty()) continue;
-      if (e != "switchover" && e != "crash") {
-        std::cerr << "--events: unknown event '" << e << "' (switchover, crash)\n";
+      if (e != "switchover" && e != "crash" && e != "freeze") {
+        std::cerr << "--events: unknown event '" << e << "' (switchover, crash, freeze)\n";
         std::exit(2);
       }
       o.events.push_back(e);

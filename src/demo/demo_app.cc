@@ -1,5 +1,6 @@
 #include "demo/demo_app.h"
 
+#include <cstdlib>
 #include <ctime>
 #include <thread>
 
@@ -96,10 +97,19 @@ void DemoApp::Run(const std::function<void(const std::string&)>& print,
         next_id_ = std::stoll(created->rows.at(0).at(0).value_or("0")) + 1;
       }
       a.event_id = next_id_++;
-      auto inserted =
-          conn->Query("INSERT INTO log VALUES ($1)", {std::to_string(a.event_id)}, deadline);
+      // pg_walfile_name() names the segment on the timeline the server inserts WAL on.
+      auto inserted = conn->Query(
+          "INSERT INTO log VALUES ($1) RETURNING inet_server_port(), "
+          "substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8)",
+          {std::to_string(a.event_id)}, deadline);
       if (!inserted) return fail("Error while inserting", inserted.error());
       a.ok = true;  // committed (autocommit): acknowledged from here on
+      a.acked = SteadyClock::now();
+      if (!inserted->rows.empty() && inserted->rows[0].size() == 2) {
+        const auto& row = inserted->rows[0];
+        a.server_port = static_cast<int>(std::strtol(row[0].value_or("0").c_str(), nullptr, 10));
+        a.timeline = std::strtoll(row[1].value_or("0").c_str(), nullptr, 16);
+      }
       auto counted = conn->Query("SELECT count(event_id) FROM log", deadline);
       if (!counted) return fail("Error while counting", counted.error());
       a.count = std::stoll(counted->rows.at(0).at(0).value_or("0"));

@@ -39,8 +39,15 @@ struct Attempt {
   std::chrono::system_clock::time_point wall;  // `end` on the wall clock, for display
   int64_t event_id = 0;                        // the id tried (0: never got as far as an insert)
   bool ok = false;                             // the insert was acknowledged (committed)
-  int64_t count = 0;                           // the count read after the insert
-  std::string error;                           // when !ok
+  SteadyTime acked;                            // when the INSERT's acknowledgement arrived
+  // The server that committed the INSERT, as it reported in the same statement (RETURNING):
+  // its PostgreSQL port (inet_server_port(), the member behind the proxy) and the timeline
+  // it wrote on. A write acknowledged on an older timeline than the current primary's came
+  // from a deposed primary (split brain).
+  int server_port = 0;
+  int64_t timeline = 0;
+  int64_t count = 0;  // the count read after the insert
+  std::string error;  // when !ok
 };
 
 class DemoApp {

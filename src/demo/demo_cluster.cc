@@ -27,35 +27,8 @@
 namespace pgwarden::demo {
 namespace {
 
-std::string ReadTail(const std::string& path, size_t bytes) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  return s.size() > bytes ? s.substr(s.size() - bytes) : s;
-}
-
-// The process group of `pid`, unless it is ours (never signal the demo itself).
-std::optional<pid_t> ForeignGroup(pid_t pid) {
-  pid_t g = ::getpgid(pid);
-  if (g <= 1 || g == ::getpgrp()) return std::nullopt;
-  return g;
-}
-
-std::optional<pid_t> ReadPostmasterPid(const std::string& data_dir) {
-  std::ifstream in(data_dir + "/postmaster.pid");
-  long pid = 0;
-  if (!(in >> pid) || pid <= 1) return std::nullopt;
-  if (::kill(static_cast<pid_t>(pid), 0) != 0) return std::nullopt;
-  return static_cast<pid_t>(pid);
-}
-
-void KillPostmaster(const std::string& data_dir) {
-  auto pid = ReadPostmasterPid(data_dir);
-  if (!pid) return;
-  if (auto g = ForeignGroup(*pid)) ::kill(-*g, SIGKILL);
-  ::kill(*pid, SIGKILL);
-}
+using launch::ReadPostmasterPid;
+using launch::ReadTail;
 
 // "http://127.0.0.1:8008/patroni" -> "http://127.0.0.1:8008"
 std::string ApiBase(const std::string& api_url) {
@@ -64,7 +37,7 @@ std::string ApiBase(const std::string& api_url) {
   return path == std::string::npos ? api_url : api_url.substr(0, path);
 }
 
-std::string Url(uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); }
+std::string Url(uint16_t port) { return launch::LoopbackUrl(port); }
 
 }  // namespace
 
@@ -133,161 +106,48 @@ Result<void> DemoCluster::Prepare() {
     dir_ = std::filesystem::absolute(dir_).string();
   }
   own_dir_ = true;
-  ::chmod(dir_.c_str(), 0755);  // the postgres OS user must reach its node directory
-  std::optional<OsUser> pg_user;
-  if (RunningAsRoot()) {
-    auto user = LookupOsUser("postgres");
-    if (!user) {
-      return Fail(ErrorCode::kFailed,
-                  "running as root, PostgreSQL must run as the OS user `postgres`, which does "
-                  "not exist: " +
-                      user.error().message);
-    }
-    pg_user = *user;
-  }
+  ::chmod(dir_.c_str(), 0755);             // the postgres OS user must reach its node directory
   etcd_client_port_ = FreeLoopbackPort();  // before the node configs, which name it
   etcd_peer_port_ = FreeLoopbackPort();
   for (auto& p : proxy_ports_) p = FreeLoopbackPort();
   proxy_status_port_ = FreeLoopbackPort();
+  launch::MemberConfig config;
+  config.scope = kDemoScope;
+  config.etcd_endpoint = "127.0.0.1:" + std::to_string(etcd_client_port_);
+  config.ttl = std::to_string(kDemoTtl.count()) + "s";
+  config.loop_wait = "500ms";
+  config.retry_timeout = "1s";
+  config.synchronous_mode = true;
+  config.superuser_password = kDemoPassword;
+  config.replication_password = kDemoPassword;
+  config.max_connections = 40;
   for (auto& n : nodes_) {
-    n->dir = dir_ + "/" + n->name;
-    n->data_dir = n->dir + "/data";
-    n->config_path = n->dir + "/node.yml";
-    n->log_path = n->dir + "/agent.log";
-    n->pg_port = FreeLoopbackPort();
-    n->api_port = FreeLoopbackPort();
-    if (::mkdir(n->dir.c_str(), 0755) != 0) {
-      return Fail(ErrorCode::kFailed, "cannot create " + n->dir + ": " + std::strerror(errno));
-    }
-    if (pg_user && ::chown(n->dir.c_str(), pg_user->uid, pg_user->gid) != 0) {
-      return Fail(ErrorCode::kFailed,
-                  "cannot give " + n->dir + " to the postgres OS user: " + std::strerror(errno));
-    }
-    std::ofstream out(n->config_path);
-    out << NodeConfig(*n);
-    if (!out) return Fail(ErrorCode::kFailed, "cannot write " + n->config_path);
+    static_cast<launch::MemberPaths&>(*n) =
+        launch::MemberLayout(dir_, n->name, FreeLoopbackPort(), FreeLoopbackPort());
+    if (auto r = launch::PrepareMemberDir(*n); !r) return r;
+    if (auto r = launch::WriteAgentConfig(config, *n); !r) return r;
   }
   return Ok();
 }
 
-std::string DemoCluster::NodeConfig(const DemoNode& n) const {
-  std::ostringstream y;
-  y << "scope: " << kDemoScope << "\n"
-    << "namespace: /service\n"
-    << "name: " << n.name << "\n"
-    << "restapi:\n"
-    << "  listen: 127.0.0.1:" << n.api_port << "\n"
-    << "  connect_address: 127.0.0.1:" << n.api_port << "\n"
-    << "etcd3:\n"
-    << "  hosts:\n"
-    << "    - 127.0.0.1:" << etcd_client_port_ << "\n"
-    << "bootstrap:\n"
-    << "  dcs:\n"
-    << "    ttl: 3s\n"
-    << "    loop_wait: 500ms\n"
-    << "    retry_timeout: 1s\n"
-    << "    maximum_lag_on_failover: 1MB\n"
-    << "    synchronous_mode: true\n"
-    << "    postgresql:\n"
-    << "      use_pg_rewind: true\n"
-    << "      use_slots: true\n"
-    << "      parameters:\n"
-    << "        wal_level: replica\n"
-    << "        hot_standby: \"on\"\n"
-    << "        wal_log_hints: \"on\"\n"
-    << "        max_wal_senders: 10\n"
-    << "        max_replication_slots: 10\n"
-    << "        max_connections: 40\n"
-    << "        shared_buffers: 16MB\n"
-    << "        wal_keep_size: 128MB\n"
-    << "        max_wal_size: 256MB\n"
-    << "        min_wal_size: 32MB\n"
-    << "        wal_receiver_status_interval: 1s\n"
-    << "        wal_retrieve_retry_interval: 200ms\n"
-    << "  pg_hba:\n"
-    << "    - host replication replicator 127.0.0.1/32 scram-sha-256\n"
-    << "    - host all all 127.0.0.1/32 scram-sha-256\n"
-    << "postgresql:\n"
-    << "  listen: 127.0.0.1:" << n.pg_port << "\n"
-    << "  connect_address: 127.0.0.1:" << n.pg_port << "\n"
-    << "  data_dir: " << n.data_dir << "\n"
-    << "  bin_dir: /usr/lib/postgresql/15/bin\n"
-    << "  authentication:\n"
-    << "    superuser:\n"
-    << "      username: postgres\n"
-    << "      password: \"" << kDemoPassword << "\"\n"
-    << "    replication:\n"
-    << "      username: replicator\n"
-    << "      password: \"" << kDemoPassword << "\"\n"
-    << "  parameters:\n"
-    << "    unix_socket_directories: " << n.dir << "\n"
-    << "    fsync: \"off\"\n"  // a demo on a laptop: durability against OS crashes is not shown
-    << "pgwarden:\n"
-    << "  os_user: postgres\n";
-  return y.str();
-}
-
 Result<void> DemoCluster::StartEtcd(std::chrono::milliseconds wait) {
-  Command cmd;
-  cmd.argv = {"etcd",
-              "--name",
-              "etcd1",
-              "--data-dir",
-              dir_ + "/etcd",
-              "--listen-client-urls",
-              Url(etcd_client_port_),
-              "--advertise-client-urls",
-              Url(etcd_client_port_),
-              "--listen-peer-urls",
-              Url(etcd_peer_port_),
-              "--initial-advertise-peer-urls",
-              Url(etcd_peer_port_),
-              "--initial-cluster",
-              "etcd1=" + Url(etcd_peer_port_),
-              "--initial-cluster-state",
-              "new",
-              "--initial-cluster-token",
-              "pgwarden-demo",
-              "--heartbeat-interval",
-              "100",
-              "--election-timeout",
-              "1000",
-              "--logger",
-              "zap",
-              "--log-level",
-              "error"};
-  cmd.output_file = dir_ + "/etcd.log";
-  auto child = ChildProcess::Spawn(cmd);
-  if (!child) return Fail(child.error());
-  etcd_ = std::make_unique<ChildProcess>(std::move(*child));
+  launch::EtcdSpec spec;
+  spec.data_dir = dir_ + "/etcd";
+  spec.log_path = dir_ + "/etcd.log";
+  spec.client_port = etcd_client_port_;
+  spec.peer_port = etcd_peer_port_;
+  spec.cluster_token = "pgwarden-demo";
+  etcd_ = std::make_unique<launch::EtcdProcess>(std::move(spec));
+  auto started = etcd_->Start(std::chrono::milliseconds(0));
   WritePids();
-  dcs::EtcdOptions options;
-  options.endpoints = {"127.0.0.1:" + std::to_string(etcd_client_port_)};
-  options.request_timeout = std::chrono::milliseconds(1000);
-  options.connect_timeout = std::chrono::milliseconds(200);
-  auto client = dcs::EtcdDcs::Create(options);
-  if (!client) return Fail(client.error());
-  const auto deadline = SteadyClock::now() + wait;
-  while (SteadyClock::now() < deadline) {
-    if (!etcd_->Running()) {
-      return Fail(ErrorCode::kFailed, "etcd exited: " + ReadTail(dir_ + "/etcd.log", 2000));
-    }
-    if ((*client)->Get("/health-probe")) return Ok();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return Fail(ErrorCode::kTimeout, "etcd did not serve reads within " +
-                                       std::to_string(wait.count()) +
-                                       " ms: " + ReadTail(dir_ + "/etcd.log", 2000));
+  if (!started) return started;
+  return etcd_->WaitReady(wait);
 }
 
 Result<void> DemoCluster::StartAgent(size_t i) {
   DemoNode& n = node(i);
   if (n.agent) n.agent->Kill();  // reaps a killed one
-  Command cmd;
-  // Append: a restarted agent keeps its earlier log.
-  cmd.argv = {"/bin/sh", "-c",          "exec \"$0\" agent -c \"$1\" >>\"$2\" 2>&1",
-              self_,     n.config_path, n.log_path};
-  auto child = ChildProcess::Spawn(cmd);
+  auto child = launch::SpawnAgent(self_, n);
   if (!child) return Fail(child.error());
   n.agent = std::make_unique<ChildProcess>(std::move(*child));
   WritePids();
@@ -302,26 +162,18 @@ bool DemoCluster::ProxyAvailable() {
 }
 
 Result<void> DemoCluster::StartProxy(std::chrono::milliseconds wait) {
-  const std::string path = dir_ + "/proxy.yml";
-  {
-    std::ofstream out(path);
-    out << "scope: " << kDemoScope << "\n"
-        << "namespace: /service\n"
-        << "etcd3:\n"
-        << "  hosts: 127.0.0.1:" << etcd_client_port_ << "\n"
-        << "proxy:\n"
-        << "  listen: 127.0.0.1\n"
-        << "  primary_port: " << proxy_ports_[0] << "\n"
-        << "  sync_port: " << proxy_ports_[1] << "\n"
-        << "  async_port: " << proxy_ports_[2] << "\n"
-        << "  replica_port: " << proxy_ports_[3] << "\n"
-        << "  status_port: " << proxy_status_port_ << "\n"
-        << "  hold_timeout: 10s\n";
-  }
-  Command cmd;
-  cmd.argv = {self_, "proxy", "-c", path};
-  cmd.output_file = dir_ + "/proxy.log";
-  auto child = ChildProcess::Spawn(cmd);
+  launch::ProxySpec spec;
+  spec.scope = kDemoScope;
+  spec.etcd_endpoint = "127.0.0.1:" + std::to_string(etcd_client_port_);
+  spec.config_path = dir_ + "/proxy.yml";
+  spec.log_path = dir_ + "/proxy.log";
+  spec.primary_port = proxy_ports_[0];
+  spec.sync_port = proxy_ports_[1];
+  spec.async_port = proxy_ports_[2];
+  spec.replica_port = proxy_ports_[3];
+  spec.status_port = proxy_status_port_;
+  spec.extra_proxy_yaml = "  hold_timeout: 10s\n";
+  auto child = launch::SpawnProxy(self_, spec);
   if (!child) return Fail(child.error());
   proxy_ = std::make_unique<ChildProcess>(std::move(*child));
   WritePids();
@@ -382,8 +234,8 @@ std::string DemoCluster::AppDsn() const {
 }
 
 Result<std::vector<std::vector<std::optional<std::string>>>> DemoCluster::Sql(
-    size_t i, const std::string& sql, const std::string& db) {
-  const SteadyTime deadline = SteadyClock::now() + std::chrono::seconds(5);
+    size_t i, const std::string& sql, const std::string& db, std::chrono::milliseconds timeout) {
+  const SteadyTime deadline = SteadyClock::now() + timeout;
   auto conn = postgres::PgConnection::Connect(MemberDsn(i, db), deadline);
   if (!conn) return Fail(conn.error());
   auto r = conn->Query(sql, deadline);
@@ -417,7 +269,8 @@ Health DemoCluster::Check() {
   auto rows = Sql(*idx,
                   "SELECT application_name, state, sync_state FROM pg_stat_replication "
                   "ORDER BY application_name",
-                  "postgres");
+                  // Short: a frozen leader must not hide the failover for long.
+                  "postgres", std::chrono::milliseconds(1500));
   if (!rows) {
     h.detail = "leader " + leader + " does not answer SQL: " + rows.error().message;
     return h;
@@ -450,12 +303,17 @@ void DemoCluster::KillMember(size_t i) {
   DemoNode& n = node(i);
   const auto postmaster = PostmasterPid(i);
   if (n.agent && n.agent->Running()) ::kill(-n.agent->pid(), SIGKILL);
-  if (postmaster) {
-    if (auto g = ForeignGroup(*postmaster)) ::kill(-*g, SIGKILL);
-    ::kill(*postmaster, SIGKILL);
-  }
+  if (postmaster) launch::KillPostmaster(n.data_dir);
   if (n.agent) n.agent->Kill();  // reap
 }
+
+launch::FrozenHost DemoCluster::FreezeMember(size_t i) {
+  DemoNode& n = node(i);
+  const pid_t agent = n.agent && n.agent->Running() ? n.agent->pid() : -1;
+  return launch::FreezeHost(agent, n.data_dir);
+}
+
+void DemoCluster::ThawMember(const launch::FrozenHost& host) { launch::ThawHost(host); }
 
 Result<std::string> DemoCluster::Switchover(const std::string& leader) {
   auto view = ReadView();
@@ -505,13 +363,12 @@ void DemoCluster::Cleanup() {
   // Agents first (so that none restarts its PostgreSQL), then the postmasters, then the rest.
   for (auto& n : nodes_) {
     if (n->agent) {
-      if (n->agent->Running()) ::kill(-n->agent->pid(), SIGCONT);
-      n->agent->Kill();
+      launch::KillAgent(*n->agent);
       n->agent.reset();
     }
   }
   for (auto& n : nodes_) {
-    if (!n->data_dir.empty()) KillPostmaster(n->data_dir);
+    if (!n->data_dir.empty()) launch::KillPostmaster(n->data_dir);
   }
   if (proxy_) {
     proxy_->Kill();
@@ -579,7 +436,7 @@ Result<void> DemoCluster::StopKept(const std::string& dir, std::string* report) 
   }
   for (const auto& d : data_dirs) {
     if (auto pm = ReadPostmasterPid(d); pm && ours(*pm)) {
-      KillPostmaster(d);
+      launch::KillPostmaster(d);
       *report += "killed postmaster " + std::to_string(*pm) + " (" + d + ")\n";
     }
   }

@@ -24,21 +24,20 @@
 #include "common/process.h"
 #include "common/result.h"
 #include "core/model.h"
+#include "launch/etcd_process.h"
+#include "launch/host.h"
+#include "launch/member.h"
 
 namespace pgwarden::demo {
 
 inline constexpr const char* kDemoPassword = "pgwarden-demo";
 inline constexpr const char* kDemoScope = "demo";
 inline constexpr const char* kDemoDatabase = "demo";
+// The leader lease of the demo's cluster (bootstrap.dcs.ttl).
+inline constexpr std::chrono::seconds kDemoTtl{3};
 
-struct DemoNode {
-  std::string name;  // n1, n2, ...
-  std::string dir;
-  std::string data_dir;
-  std::string config_path;
-  std::string log_path;
-  uint16_t pg_port = 0;
-  uint16_t api_port = 0;
+// name, dir, data_dir, config_path, log_path, pg_port, api_port: see launch::MemberPaths.
+struct DemoNode : launch::MemberPaths {
   std::unique_ptr<ChildProcess> agent;
 };
 
@@ -71,12 +70,17 @@ class DemoCluster {
   Health Check();
   // Kills a member's host processes with SIGKILL: its agent and its postmaster (and children).
   void KillMember(size_t i);
+  // SIGSTOP of a member's host processes (launch::FreezeHost: the agent's process tree, the
+  // postmaster and its children); ThawMember sends SIGCONT to what was stopped.
+  launch::FrozenHost FreezeMember(size_t i);
+  void ThawMember(const launch::FrozenHost& host);
   std::optional<pid_t> PostmasterPid(size_t i) const;
   // POST /switchover to the leader's REST API (as `pgwarden switchover --force`).
   Result<std::string> Switchover(const std::string& leader);
-  // SQL as the superuser on a member, in `db`.
-  Result<std::vector<std::vector<std::optional<std::string>>>> Sql(size_t i, const std::string& sql,
-                                                                   const std::string& db);
+  // SQL as the superuser on a member, in `db`, connection and query within `timeout`.
+  Result<std::vector<std::vector<std::optional<std::string>>>> Sql(
+      size_t i, const std::string& sql, const std::string& db,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
   std::optional<size_t> IndexOf(const std::string& name) const;
 
   // `pgwarden list`'s table.
@@ -109,15 +113,13 @@ class DemoCluster {
   static Result<void> StopKept(const std::string& dir, std::string* report);
 
  private:
-  std::string NodeConfig(const DemoNode& n) const;
-
   std::string self_;
   std::string dir_;
   bool own_dir_ = false;
   bool kept_ = false;
   uint16_t etcd_client_port_ = 0;
   uint16_t etcd_peer_port_ = 0;
-  std::unique_ptr<ChildProcess> etcd_;
+  std::unique_ptr<launch::EtcdProcess> etcd_;
   std::unique_ptr<ChildProcess> proxy_;
   std::array<uint16_t, 4> proxy_ports_{};  // primary, sync, async, replica
   uint16_t proxy_status_port_ = 0;

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -124,6 +125,76 @@ void PrintKeep(DemoCluster& c, Printer& print, const DemoOptions& o) {
   for (pid_t p : c.AllPids()) pids += " " + std::to_string(p);
   t += "  (or: kill -9" + pids + ")\n";
   print.Raw(t);
+}
+
+// The `freeze` event: the primary's host stops (SIGSTOP of its agent's process tree and of
+// its postmaster with its children) for longer than the lease, the others fail over meanwhile,
+// then it resumes and must step down and rejoin as a replica. Returns what the summary needs
+// for the split-brain check; always thaws what it froze.
+Result<FreezeFacts> RunFreeze(DemoCluster& c, Printer& print, const DemoOptions& o,
+                              size_t old_index) {
+  const size_t n = c.size();
+  FreezeFacts f;
+  f.old_leader = c.node(old_index).name;
+  f.old_port = c.node(old_index).pg_port;
+  const auto hold =
+      std::chrono::duration_cast<std::chrono::milliseconds>(kDemoTtl + std::chrono::seconds(3));
+  const SteadyTime start = SteadyClock::now();
+  launch::FrozenHost frozen = c.FreezeMember(old_index);
+  std::string pids;
+  for (pid_t p : frozen.pids) pids += " " + std::to_string(p);
+  print("host freeze of the primary " + f.old_leader + ": SIGSTOP to " +
+        std::to_string(frozen.pids.size()) + " processes (its agent and postmaster trees:" + pids +
+        ")" + (frozen.all_stopped ? "" : " (not all reported stopped in time)") + " for " +
+        Secs(hold) + ", longer than the lease (ttl " + Secs(kDemoTtl) + ")");
+  struct Thaw {  // on every path out
+    DemoCluster& c;
+    launch::FrozenHost& host;
+    bool done = false;
+    void operator()() {
+      if (!done) c.ThawMember(host);
+      done = true;
+    }
+    ~Thaw() { (*this)(); }
+  } thaw{c, frozen};
+  auto failover = WaitFor(
+      c, print,
+      "the failover while " + f.old_leader + " is frozen (a new leader, " + std::to_string(n - 2) +
+          " replicas streaming)",
+      [&](const Health& x) {
+        return x.leader && *x.leader != f.old_leader && x.streaming.size() + 2 >= n;
+      },
+      o.event_timeout, old_index);
+  if (!failover) return Fail(failover.error());
+  f.failover = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
+  f.new_leader = *failover->leader;
+  const size_t new_index = *c.IndexOf(f.new_leader);
+  auto tl = c.Sql(new_index, "SELECT substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8)",
+                  "postgres");
+  if (!tl || tl->empty() || tl->at(0).empty() || !tl->at(0).at(0)) {
+    return Fail(ErrorCode::kFailed, "cannot read the timeline of the new primary " + f.new_leader +
+                                        (tl ? std::string() : ": " + tl.error().message));
+  }
+  f.new_timeline = std::strtoll(tl->at(0).at(0)->c_str(), nullptr, 16);
+  print("new leader " + f.new_leader + " on timeline " + std::to_string(f.new_timeline) +
+        " after " + Secs(*f.failover) + ", while " + f.old_leader + " is still frozen");
+  print.Raw(c.Table());
+  if (!Pause(std::chrono::duration_cast<std::chrono::milliseconds>(start + hold -
+                                                                   SteadyClock::now()))) {
+    return Fail(ErrorCode::kFailed, "interrupted");
+  }
+  thaw();
+  f.thawed = SteadyClock::now();
+  f.frozen_for = std::chrono::duration_cast<std::chrono::milliseconds>(f.thawed - start);
+  print("SIGCONT to " + f.old_leader + " after " + Secs(f.frozen_for) +
+        " frozen: it wakes up believing it is the primary; it must find its lease gone, stop "
+        "accepting writes and rejoin as a replica");
+  auto rejoined = WaitFor(
+      c, print, f.old_leader + " to rejoin as a replica and stream",
+      [&](const Health& x) { return x.leader && *x.leader != f.old_leader && AllStreaming(x, n); },
+      o.event_timeout);
+  if (!rejoined) return Fail(rejoined.error());
+  return f;
 }
 
 }  // namespace
@@ -259,6 +330,10 @@ int RunDemo(const DemoOptions& o) {
           c, print, old + " to rejoin and stream",
           [&](const Health& x) { return AllStreaming(x, n); }, o.event_timeout);
       if (!rejoined) return fail_app("rejoin", rejoined.error());
+    } else if (name == "freeze") {
+      auto facts = RunFreeze(c, print, o, old_index);
+      if (!facts) return fail_app("freeze", facts.error());
+      ev.freeze = std::move(*facts);
     } else {
       return fail_app("--events", Error{ErrorCode::kInvalidArgument, "unknown event " + name});
     }
@@ -301,7 +376,7 @@ int RunDemo(const DemoOptions& o) {
     c.Cleanup();
     print("stopped; nothing left running");
   }
-  return summary.lost == 0 ? 0 : 1;
+  return summary.lost == 0 && summary.stale_acks == 0 ? 0 : 1;
 }
 
 int RunDemoApp(const DemoAppOptions& options, const std::string& log_file) {

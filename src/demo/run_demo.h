@@ -12,7 +12,7 @@ namespace pgwarden::demo {
 
 struct DemoOptions {
   int members = 3;
-  std::vector<std::string> events = {"switchover", "crash"};
+  std::vector<std::string> events = {"switchover", "crash", "freeze"};
   bool keep = false;
   std::string dir;   // empty: a new temporary directory
   std::string self;  // the pgwarden binary (/proc/self/exe resolved)

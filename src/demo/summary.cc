@@ -34,6 +34,16 @@ DemoSummary Summarize(const std::vector<Attempt>& attempts, const std::vector<Ev
       const bool mine = (a.end >= from || i == 0) && a.end < to;
       if (a.ok && mine && !ids_on_primary.contains(a.event_id)) ++e.lost;
     }
+    if (const auto& f = events[i].freeze) {
+      e.freeze = f;
+      for (const Attempt& a : attempts) {
+        if (!a.ok || a.acked < f->thawed || a.acked >= to) continue;
+        const bool old_server = f->old_port != 0 && a.server_port == f->old_port;
+        const bool old_timeline = a.timeline != 0 && a.timeline < f->new_timeline;
+        if (old_server || old_timeline) ++e.stale_acks;
+      }
+      s.stale_acks += e.stale_acks;
+    }
     s.events.push_back(std::move(e));
   }
   return s;
@@ -53,6 +63,13 @@ std::string RenderSummary(const DemoSummary& s) {
            "  failed attempts " + std::to_string(e.outage.failed_attempts) +
            "  acknowledged rows lost " + std::to_string(e.lost) + "  streaming again after " +
            (e.healed ? Seconds(*e.healed) : std::string("never")) + "\n";
+    if (e.freeze) {
+      const FreezeFacts& f = *e.freeze;
+      out += "    frozen old primary " + f.old_leader + " (" + Seconds(f.frozen_for) +
+             "): writes it acknowledged after the promotion " + std::to_string(e.stale_acks) +
+             " (new leader " + f.new_leader + " on timeline " + std::to_string(f.new_timeline) +
+             (f.failover ? " after " + Seconds(*f.failover) : std::string()) + ")\n";
+    }
     if (!e.failure.empty()) out += "    (" + e.failure + ")\n";
   }
   out +=

@@ -1,6 +1,6 @@
 // Runs the real `pgwarden demo` end to end (etcd, three agents with PostgreSQL 15, the
-// application, a switchover and a host crash) as a child process with a bounded time, and
-// checks what it reports and that it leaves nothing running.
+// application, a switchover, a host crash and a host freeze) as a child process with a bounded
+// time, and checks what it reports and that it leaves nothing running.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -76,12 +76,25 @@ std::string DemoDir(const std::string& output) {
   return output.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
-TEST(Demo, SwitchoverAndCrashLoseNothingAndLeaveNothingRunning) {
+// "    frozen old primary n1 (6.00 s): writes it acknowledged after the promotion 0 (...)":
+// the count, or -1 when the line is missing.
+int StaleAcks(const std::string& output) {
+  const std::string key = "writes it acknowledged after the promotion ";
+  const auto at = output.find(key);
+  if (at == std::string::npos || output.rfind("    frozen old primary ", at) == std::string::npos) {
+    return -1;
+  }
+  int n = -1;
+  if (std::sscanf(output.c_str() + at + key.size(), "%d", &n) != 1) return -1;
+  return n;
+}
+
+TEST(Demo, SwitchoverCrashAndFreezeLoseNothingAndLeaveNothingRunning) {
   const std::string out_path = (std::filesystem::temp_directory_path() /
                                 ("pgwarden-demo-test-" + std::to_string(::getpid()) + ".out"))
                                    .string();
   Command cmd;
-  cmd.argv = {PGWARDEN_BINARY, "demo", "--members", "3", "--events", "switchover,crash"};
+  cmd.argv = {PGWARDEN_BINARY, "demo", "--members", "3", "--events", "switchover,crash,freeze"};
   cmd.output_file = out_path;
   auto child = ChildProcess::Spawn(cmd);
   ASSERT_TRUE(child) << child.error().ToString();
@@ -115,7 +128,7 @@ TEST(Demo, SwitchoverAndCrashLoseNothingAndLeaveNothingRunning) {
   EXPECT_NE(output.find("Logged a value, overall count:"), std::string::npos) << output;
   EXPECT_NE(output.find("| Member"), std::string::npos) << "no cluster table:\n" << output;
 
-  for (const std::string name : {"switchover", "crash"}) {
+  for (const std::string name : {"switchover", "crash", "freeze"}) {
     auto e = ParseEvent(output, name);
     ASSERT_TRUE(e) << "no summary line for " << name << ":\n" << output;
     EXPECT_EQ(e->lost, 0) << name << "\n" << output;
@@ -125,6 +138,10 @@ TEST(Demo, SwitchoverAndCrashLoseNothingAndLeaveNothingRunning) {
     EXPECT_LT(e->healed, 60.0) << name << "\n" << output;
   }
   EXPECT_NE(output.find(" 0 lost"), std::string::npos) << output;
+  // The frozen old primary, thawed after the new promotion, acknowledged nothing.
+  EXPECT_EQ(StaleAcks(output), 0) << output;
+  EXPECT_NE(output.find("host freeze of the primary"), std::string::npos) << output;
+  EXPECT_NE(output.find("to rejoin as a replica and stream: done"), std::string::npos) << output;
 }
 
 }  // namespace

@@ -72,6 +72,47 @@ TEST(Summarize, CountsAcknowledgedIdsMissingOnThePrimaryPerEvent) {
       << text;
 }
 
+// An acknowledgement from `port` on `timeline`, `ms` after kT0.
+Attempt AckFrom(int ms, int64_t id, int port, int64_t timeline) {
+  Attempt a = At(ms, true, id);
+  a.acked = a.end;
+  a.server_port = port;
+  a.timeline = timeline;
+  return a;
+}
+
+TEST(Summarize, FreezeCountsAcknowledgementsOfTheDeposedPrimaryAfterTheThaw) {
+  FreezeFacts f;
+  f.old_leader = "n1";
+  f.old_port = 5001;
+  f.new_leader = "n2";
+  f.new_timeline = 3;
+  f.thawed = kT0 + milliseconds(7000);
+  f.frozen_for = milliseconds(6000);
+  f.failover = milliseconds(4000);
+  std::vector<Attempt> attempts = {
+      AckFrom(500, 1, 5001, 2),    // the old primary before the freeze: fine
+      AckFrom(5000, 2, 5002, 3),   // the new primary during the freeze: fine
+      AckFrom(7100, 3, 5001, 2),   // the thawed old primary: split brain
+      AckFrom(7400, 4, 5003, 2),   // an older timeline elsewhere after the thaw: split brain
+      AckFrom(7700, 5, 5002, 3),   // the new primary: fine
+      AckFrom(20000, 6, 5001, 4),  // after the window (n1 primary again later): not this event
+  };
+  std::vector<EventRecord> events = {
+      {"freeze", kT0 + milliseconds(1000), milliseconds(9000), "", f},
+      {"switchover", kT0 + milliseconds(15000), milliseconds(1000), ""}};
+  DemoSummary s = Summarize(attempts, events, {1, 2, 3, 4, 5, 6});
+  ASSERT_EQ(s.events.size(), 2u);
+  EXPECT_EQ(s.events[0].stale_acks, 2);
+  EXPECT_EQ(s.events[1].stale_acks, 0);
+  EXPECT_EQ(s.stale_acks, 2);
+  const std::string text = RenderSummary(s);
+  EXPECT_NE(text.find("    frozen old primary n1 (6.00 s): writes it acknowledged after the "
+                      "promotion 2 (new leader n2 on timeline 3 after 4.00 s)"),
+            std::string::npos)
+      << text;
+}
+
 TEST(WithConnectTimeout, AddsOneUnlessPresent) {
   EXPECT_EQ(WithConnectTimeout("host=a", 2), "host=a connect_timeout=2");
   EXPECT_EQ(WithConnectTimeout("host=a connect_timeout=5", 2), "host=a connect_timeout=5");

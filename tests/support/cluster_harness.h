@@ -1,6 +1,8 @@
 // ClusterHarness: a real pgwarden cluster for integration tests. One etcd (EtcdServer) and N
 // agents, each a `pgwarden agent -c <generated node.yml>` process with its own PostgreSQL 15,
-// REST API and data directory, all on free loopback ports inside one TempDir.
+// REST API and data directory, all on free loopback ports inside one TempDir. The node.yml,
+// the agent and proxy processes and the signals come from src/launch (shared with
+// `pgwarden demo`); this class adds the test conveniences (HTTP, SQL, waits, logs).
 //
 // Cleanup is by PID and happens in the destructor even when a test fails half-way: every agent
 // process (SIGKILL to its process group), every postmaster named by a node's postmaster.pid
@@ -20,6 +22,7 @@
 
 #include "common/process.h"
 #include "common/result.h"
+#include "launch/member.h"
 #include "postgres/postgres.h"
 #include "support/etcd_server.h"
 #include "support/temp_dir.h"
@@ -29,14 +32,9 @@ namespace pgwarden::testing {
 inline constexpr const char* kClusterSuperuserPassword = "su pw'1";
 inline constexpr const char* kClusterReplicationPassword = "repl pw";
 
-struct ClusterNode {
-  std::string name;  // n1, n2, ...
-  std::string dir;   // root/<name>
-  std::string data_dir;
-  std::string config_path;
-  std::string log_path;  // the agent's stderr
-  uint16_t pg_port = 0;
-  uint16_t api_port = 0;
+// name (n1, n2, ...), dir (root/<name>), data_dir, config_path, log_path (the agent's
+// output), pg_port, api_port: see launch::MemberPaths.
+struct ClusterNode : launch::MemberPaths {
   ChildProcess agent;
   bool frozen = false;
 };
@@ -120,7 +118,7 @@ class ClusterHarness {
   std::string AllLogs(size_t bytes = 3000) const;
 
  private:
-  std::string NodeConfig(const ClusterNode& n) const;
+  launch::MemberConfig MemberConfig() const;
 
   ClusterOptions options_;
   TempDir dir_;

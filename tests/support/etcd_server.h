@@ -1,6 +1,7 @@
 // Real etcd servers for integration tests: one member (EtcdServer) or a 3-member cluster
 // (EtcdCluster) on free loopback ports, data in a TempDir, every process killed by PID in
-// the destructor (ChildProcess), even when a test fails half-way.
+// the destructor, even when a test fails half-way. EtcdServer is a thin wrapper over
+// launch::EtcdProcess (src/launch), the launcher `pgwarden demo` uses too.
 //
 // Usage:
 //   EtcdServer etcd;
@@ -16,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "common/process.h"
 #include "common/result.h"
+#include "launch/etcd_process.h"
 #include "support/temp_dir.h"
 
 namespace pgwarden::testing {
@@ -43,21 +44,14 @@ class EtcdServer {
   void Thaw();    // SIGCONT
   bool Running();
 
-  std::string endpoint() const;  // "127.0.0.1:<client port>"
-  uint16_t client_port() const { return client_port_; }
-  const std::string& name() const { return name_; }
-  std::string LogTail(std::size_t bytes = 4000) const;
+  std::string endpoint() const { return process_->endpoint(); }  // "127.0.0.1:<client port>"
+  uint16_t client_port() const { return process_->client_port(); }
+  const std::string& name() const { return process_->name(); }
+  std::string LogTail(std::size_t bytes = 4000) const { return process_->LogTail(bytes); }
 
  private:
-  std::unique_ptr<TempDir> own_dir_;  // single member only
-  std::string name_;
-  std::string data_dir_;
-  std::string log_path_;
-  uint16_t client_port_;
-  uint16_t peer_port_;
-  std::string initial_cluster_;
-  ChildProcess process_;
-  bool frozen_ = false;
+  std::unique_ptr<TempDir> own_dir_;  // single member only; outlives process_
+  std::unique_ptr<launch::EtcdProcess> process_;
 };
 
 class EtcdCluster {
