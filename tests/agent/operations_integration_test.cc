@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "api/http_client.h"
+#include "common/process.h"
 #include "dcs/etcd3/etcd_dcs.h"
 #include "support/cluster_harness.h"
 
@@ -358,6 +359,55 @@ TEST_F(OperationsCluster, ReinitializeAReplica) {
   EXPECT_NE(c().AgentLog(r, 200000).find("reinitialize: wiping the data directory"),
             std::string::npos);
   EXPECT_EQ(c().Primary(), p);
+}
+
+// The CLI drives the same endpoints: `pgwarden edit-config`, `reload`, `restart`, with the
+// agent's config file.
+TEST_F(OperationsCluster, CliEditConfigReloadRestart) {
+  const size_t p = *c().Primary();
+  const size_t r = Replicas(p).front();
+  auto cli = [&](std::vector<std::string> args) {
+    Command cmd;
+    cmd.argv = {PGWARDEN_BINARY};
+    cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
+    cmd.argv.push_back("-c");
+    cmd.argv.push_back(c().node(r).config_path);
+    cmd.argv.push_back("--force");
+    auto out = pgwarden::Run(cmd, seconds(60));
+    EXPECT_TRUE(out) << out.error().ToString();
+    return out ? *out : ProcessResult{};
+  };
+  auto edit =
+      cli({"edit-config", "--pg", "work_mem=9MB", "--set", "maximum_lag_on_failover=2097152"});
+  EXPECT_EQ(edit.exit_code, 0) << edit.output;
+  EXPECT_NE(edit.output.find("+      \"work_mem\": \"9MB\""), std::string::npos) << edit.output;
+  EXPECT_NE(edit.output.find("Configuration changed"), std::string::npos) << edit.output;
+  EXPECT_TRUE(ClusterHarness::WaitFor([&] { return Show(p, "work_mem") == "9MB"; }, seconds(10)));
+  auto config = Json::parse(Value("config"));
+  EXPECT_EQ(config["maximum_lag_on_failover"], 2097152) << config.dump();
+
+  const std::string before = Value("config");
+  auto bad = cli({"edit-config", "--set", "ttl=1"});
+  EXPECT_NE(bad.exit_code, 0) << bad.output;
+  EXPECT_NE(bad.output.find("ttl"), std::string::npos) << bad.output;
+  EXPECT_EQ(Value("config"), before);
+  auto same = cli({"edit-config", "--pg", "work_mem=9MB"});
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+  EXPECT_NE(same.output.find("Not changed"), std::string::npos) << same.output;
+
+  auto reload = cli({"reload", c().node(r).name});
+  EXPECT_EQ(reload.exit_code, 0) << reload.output;
+  EXPECT_NE(reload.output.find("reload scheduled"), std::string::npos) << reload.output;
+
+  const auto pid = c().PostmasterPid(r);
+  auto restart = cli({"restart", c().node(r).name});
+  EXPECT_EQ(restart.exit_code, 0) << restart.output;
+  EXPECT_NE(c().PostmasterPid(r), pid);
+  auto unknown = cli({"restart", "nobody"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.output.find("member nobody does not exist"), std::string::npos)
+      << unknown.output;
+  EXPECT_TRUE(ClusterHarness::WaitFor([&] { return Streaming(p, 2); }, seconds(20)));
 }
 
 TEST_F(OperationsCluster, SwitchoverPublishesStoppingFirst) {
