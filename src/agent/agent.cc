@@ -67,6 +67,16 @@ Result<void> Agent::StartThreads() {
         fence_now_ = true;
         Wake();
       });
+  keeper_->SetReconnect(
+      [options = MakeEtcdOptions(node_, timing_.keepalive_timeout)](
+          Duration timeout) -> std::unique_ptr<dcs::Dcs> {
+        dcs::EtcdOptions o = options;
+        o.request_timeout = timeout;
+        auto d = dcs::EtcdDcs::Create(o);
+        if (!d) return nullptr;
+        return std::move(*d);
+      },
+      timing_.keepalive_timeout);
 
   PgWorkerOptions wo;
   wo.pg = MakePostgresOptions(node_);
@@ -217,7 +227,9 @@ void Agent::ApplyDynamicConfig(const core::ClusterView& view) {
                   timing.error().message);
     return;
   }
-  if (keeper_) keeper_->SetTiming(timing->ttl, timing->keepalive_interval);
+  if (keeper_) {
+    keeper_->SetTiming(timing->ttl, timing->keepalive_interval, timing->keepalive_timeout);
+  }
 }
 
 void Agent::ControlTurn() {

@@ -78,10 +78,19 @@ core::LeaseFacts LeaseKeeper::Facts(std::chrono::seconds* ttl) const {
   return f;
 }
 
-void LeaseKeeper::SetTiming(std::chrono::seconds ttl, Duration interval) {
+void LeaseKeeper::SetReconnect(std::function<std::unique_ptr<dcs::Dcs>(Duration)> reconnect,
+                               Duration current) {
+  std::lock_guard lock(mu_);
+  reconnect_ = std::move(reconnect);
+  timeout_ = current;
+  want_timeout_ = current;
+}
+
+void LeaseKeeper::SetTiming(std::chrono::seconds ttl, Duration interval, Duration request_timeout) {
   std::lock_guard lock(mu_);
   want_ttl_ = ttl;
   want_interval_ = interval;
+  if (request_timeout.count() > 0) want_timeout_ = request_timeout;
   // The lease held now keeps a cadence that fits ITS ttl until the successor is adopted: a
   // slower cadence for a longer ttl would let the current, shorter lease lapse.
   if (current_.id != 0 && ttl != current_.ttl) {
@@ -121,14 +130,29 @@ void LeaseKeeper::Run() {
     Held current, successor;
     std::chrono::seconds want;
     std::vector<int64_t> revoke;
+    Duration reconnect_with{};
     {
       std::unique_lock lock(mu_);
       if (cv_.wait_until(lock, next, [this] { return stop_; })) return;
+      if (reconnect_ && timeout_.count() > 0 && want_timeout_.count() > 0) {
+        const bool settled = current_.id == 0 || current_.ttl == want_ttl_;
+        const Duration use = settled ? want_timeout_ : std::min(timeout_, want_timeout_);
+        if (use != timeout_) reconnect_with = use;
+      }
       current = current_;
       successor = successor_;
       want = want_ttl_;
       revoke.swap(to_revoke_);
       next = SteadyClock::now() + interval_;
+    }
+    if (reconnect_with.count() > 0) {
+      if (auto fresh = reconnect_(reconnect_with)) {
+        dcs_ = std::move(fresh);
+        std::lock_guard lock(mu_);
+        timeout_ = reconnect_with;
+        spdlog::info("lease keep-alive request timeout now {} ms",
+                     std::chrono::duration_cast<milliseconds>(reconnect_with).count());
+      }
     }
     for (int64_t id : revoke) {
       if (auto r = dcs_->RevokeLease(id); !r && r.error().code != ErrorCode::kNotFound) {

@@ -55,8 +55,13 @@ class LeaseKeeper {
   // since the epoch (0: no lease confirmed). Lock-free: the fence thread reads it.
   int64_t LeaseEndNs() const { return lease_end_ns_.load(); }
 
-  // New ttl / renewal cadence. A lease already granted gets a successor (see above).
-  void SetTiming(std::chrono::seconds ttl, Duration interval);
+  // New ttl / renewal cadence / keep-alive request timeout (zero: unchanged). A lease already
+  // granted gets a successor (see above). Until it is adopted, the cadence and the timeout in
+  // use are the shorter of the old and the new ones, which fit the lease held either way.
+  void SetTiming(std::chrono::seconds ttl, Duration interval, Duration request_timeout = {});
+  // How to open a new connection with another request timeout (a changed keepalive_timeout);
+  // `current`: the timeout of the connection given to the constructor. Call before Start().
+  void SetReconnect(std::function<std::unique_ptr<dcs::Dcs>(Duration)> reconnect, Duration current);
   struct Successor {
     int64_t id = 0;
     std::chrono::seconds ttl{0};
@@ -90,6 +95,9 @@ class LeaseKeeper {
   Duration want_interval_;          // guarded by mu_; the cadence for want_ttl_
   bool lost_ = false;               // guarded by mu_
   std::vector<int64_t> to_revoke_;  // guarded by mu_
+  Duration timeout_{};              // guarded by mu_; request timeout in use (0: unknown)
+  Duration want_timeout_{};         // guarded by mu_; for want_ttl_
+  std::function<std::unique_ptr<dcs::Dcs>(Duration)> reconnect_;
   std::atomic<int64_t> lease_end_ns_{0};
   std::thread thread_;
 };

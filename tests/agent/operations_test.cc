@@ -4,6 +4,7 @@
 // adoption, revocation of the old lease) over the in-memory DCS.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -288,6 +289,13 @@ TEST(LeaseKeeper, TtlChangeGrantsASuccessorThatIsAdoptedAndTheOldLeaseRevoked) {
   LeaseKeeper keeper(
       std::make_unique<Forward>(*raw), std::chrono::seconds(2), std::chrono::milliseconds(50),
       [] {}, [] {});
+  std::atomic<int64_t> reconnected_ms{0};
+  keeper.SetReconnect(
+      [&](Duration timeout) -> std::unique_ptr<dcs::Dcs> {
+        reconnected_ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+        return std::make_unique<Forward>(*raw);
+      },
+      std::chrono::milliseconds(500));
   keeper.Start();
   ASSERT_TRUE(WaitUntil([&] { return keeper.Facts().id != 0; }));
   const int64_t first = keeper.Facts().id;
@@ -297,7 +305,9 @@ TEST(LeaseKeeper, TtlChangeGrantsASuccessorThatIsAdoptedAndTheOldLeaseRevoked) {
   const int64_t end_before = keeper.LeaseEndNs();
   EXPECT_GT(end_before, 0);
 
-  keeper.SetTiming(std::chrono::seconds(7), std::chrono::milliseconds(50));
+  // A longer request timeout for the longer ttl: not before the new lease is adopted.
+  keeper.SetTiming(std::chrono::seconds(7), std::chrono::milliseconds(50),
+                   std::chrono::milliseconds(900));
   ASSERT_TRUE(WaitUntil([&] { return keeper.PendingSuccessor().has_value(); }));
   auto successor = *keeper.PendingSuccessor();
   EXPECT_NE(successor.id, first);
@@ -308,7 +318,9 @@ TEST(LeaseKeeper, TtlChangeGrantsASuccessorThatIsAdoptedAndTheOldLeaseRevoked) {
                                      std::chrono::nanoseconds(std::chrono::seconds(2)).count());
   EXPECT_EQ(keeper.Facts().id, first);
 
+  EXPECT_EQ(reconnected_ms.load(), 0);
   keeper.Adopt(successor.id);
+  EXPECT_TRUE(WaitUntil([&] { return reconnected_ms.load() == 900; }));
   EXPECT_EQ(keeper.Facts(&ttl).id, successor.id);
   EXPECT_EQ(ttl, std::chrono::seconds(7));
   EXPECT_GT(keeper.LeaseEndNs(), SteadyClock::now().time_since_epoch().count() +
