@@ -581,7 +581,8 @@ void RegisterWatchdogCommand(CLI::App& app) {
 
 WatchdogClient::~WatchdogClient() { Stop(); }
 
-Result<void> WatchdogClient::Start(const std::string& exe, const std::string& log_file) {
+Result<void> WatchdogClient::Start(const std::string& exe,
+                                   const std::optional<std::string>& log_file) {
   if (write_fd_ >= 0 || child_.pid() > 0) {
     return Fail(ErrorCode::kInvalidArgument, "the watchdog is already started");
   }
@@ -593,6 +594,7 @@ Result<void> WatchdogClient::Start(const std::string& exe, const std::string& lo
   cmd.argv = {exe, "watchdog"};
   cmd.stdin_fd = fds[0];
   cmd.output_file = log_file;
+  if (!log_file) cmd.output_fd = STDERR_FILENO;
   auto child = ChildProcess::Spawn(cmd);
   close(fds[0]);
   if (!child) {

@@ -133,9 +133,11 @@ class WatchdogClient {
   WatchdogClient& operator=(const WatchdogClient&) = delete;
 
   // Runs `<exe> watchdog` (exe: this pgwarden binary, e.g. /proc/self/exe resolved) in its own
-  // process group, NOT tied to the agent's life; its log lines go to `log_file` (appended;
-  // "/dev/stderr" = the agent's stderr). Fails when already started or the spawn fails.
-  Result<void> Start(const std::string& exe, const std::string& log_file = "/dev/stderr");
+  // process group, NOT tied to the agent's life; its log lines go to `log_file` (appended), or
+  // when nullopt into this process's own stderr (the same open file, so lines interleave instead
+  // of overwriting each other). Fails when already started or the spawn fails.
+  Result<void> Start(const std::string& exe,
+                     const std::optional<std::string>& log_file = std::nullopt);
 
   // Asks the watchdog to fence `postmaster_pid` of `data_dir` at `deadline` unless re-armed or
   // disarmed before. true: sent (or identical to the last sent); false: dropped, the pipe is

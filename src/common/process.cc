@@ -144,6 +144,8 @@ Result<Started> StartChild(const Command& cmd, bool capture) {
     if (out_fd < 0)
       return Fail(ErrorCode::kFailed, "cannot open " + *cmd.output_file + ": " + strerror(errno));
     if (prepared->user) (void)!fchown(out_fd, prepared->user->uid, prepared->user->gid);
+  } else if (cmd.output_fd >= 0) {
+    out_fd = cmd.output_fd;  // the caller's: never closed here
   } else if (capture) {
     if (pipe2(out, O_CLOEXEC) < 0) return Fail(ErrorCode::kFailed, "pipe failed");
     out_fd = out[1];
@@ -170,7 +172,7 @@ Result<Started> StartChild(const Command& cmd, bool capture) {
   if (out[1] >= 0) {
     close(out[1]);
     out[1] = -1;
-  } else if (out_fd >= 0) {
+  } else if (out_fd >= 0 && out_fd != cmd.output_fd) {
     close(out_fd);
   }
   if (in[0] >= 0) {

@@ -35,6 +35,10 @@ struct Command {
   std::optional<std::string> output_file;     // when set, stdout+stderr go to this file instead
                                               // of being captured (for daemons such as
                                               // postgres started by pg_ctl)
+  // When >= 0 and output_file is unset: the child's stdout+stderr are this fd, which the caller
+  // keeps (e.g. STDERR_FILENO: a helper logs into the parent's own stderr, sharing its file
+  // offset, where reopening the same path would overwrite the parent's lines).
+  int output_fd = -1;
   // SIGKILL the child when the thread that started it dies (PR_SET_PDEATHSIG), so servers a
   // test or the demo starts cannot outlive a crash of their parent. Start such children from a
   // thread that lives as long as they should (the main thread).

@@ -11,6 +11,7 @@
 
 #include <cctype>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -337,6 +338,41 @@ TEST_F(WatchdogProcess, ADeadWatchdogIsReportedWithoutSigpipe) {
   ::signal(SIGPIPE, SIG_IGN);
   ASSERT_FALSE(sent);
   EXPECT_EQ(sent.error().code, ErrorCode::kUnavailable) << sent.error().message;
+}
+
+// Without a log file the watchdog writes into the agent's own stderr, the same open file:
+// lines interleave. (Reopening the path would give it its own offset, and the agent's next
+// lines would overwrite the watchdog's when stderr is a file opened without O_APPEND.)
+TEST(WatchdogLog, SharesTheAgentsStderr) {
+  ::signal(SIGPIPE, SIG_IGN);
+  testing::TempDir tmp("watchdog");
+  const std::string path = tmp.Sub("agent.log");
+  const int file = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(file, 0);
+  const int saved = dup(STDERR_FILENO);
+  ASSERT_GE(saved, 0);
+  ASSERT_GE(dup2(file, STDERR_FILENO), 0);
+  auto put = [](const char* line) { (void)!write(STDERR_FILENO, line, std::strlen(line)); };
+  put("agent line 1\n");
+  {
+    WatchdogClient client;
+    auto started = client.Start(PGWARDEN_BINARY);
+    if (started) {
+      WaitFor([&] { return ReadFile(path).find("started") != std::string::npos; }, 5s);
+      put("agent line 2\n");
+      (void)client.Disarm();
+      client.Stop();
+    }
+    put("agent line 3\n");
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(file);
+    ASSERT_TRUE(started) << started.error().message;
+  }
+  const std::string log = ReadFile(path);
+  for (const char* want : {"agent line 1", "watchdog: watchdog", "agent line 2", "agent line 3"}) {
+    EXPECT_NE(log.find(want), std::string::npos) << want << " missing:\n" << log;
+  }
 }
 
 // Garbage on stdin: an error is logged, the line ignored, and the watchdog still works.
