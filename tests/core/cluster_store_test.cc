@@ -235,5 +235,40 @@ TEST(CodecTest, BadScheduledAtIsAClearError) {
   EXPECT_NE(r.error().message.find("scheduled_at 'soon'"), std::string::npos);
 }
 
+// Quorum mode's `sync` (Patroni 4): the quorum field round-trips, is absent when 0, and a bad
+// value is a clear error naming the key.
+TEST(CodecTest, SyncQuorumFieldIsPatroniFour) {
+  core::SyncState s{MemberName("n1"), {MemberName("n2"), MemberName("n3")}, 0};
+  s.quorum = 1;
+  const std::string text = EncodeSync(s);
+  EXPECT_EQ(text, R"({"leader":"n1","quorum":1,"sync_standby":"n2,n3"})");
+  auto back = DecodeSync("/s/sync", text);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->quorum, 1);
+  EXPECT_EQ(back->sync_standby, s.sync_standby);
+  s.quorum = 0;
+  EXPECT_EQ(EncodeSync(s).find("quorum"), std::string::npos);
+  auto plain = DecodeSync("/s/sync", R"({"leader":"n1","sync_standby":"n2"})");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->quorum, 0);
+  auto bad = DecodeSync("/s/sync", R"({"leader":"n1","sync_standby":"n2","quorum":"two"})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kCorrupt);
+  EXPECT_NE(bad.error().ToString().find("quorum"), std::string::npos) << bad.error().ToString();
+}
+
+TEST_F(ClusterStoreTest, WriteSyncCarriesTheQuorum) {
+  ASSERT_TRUE(store_.AcquireLeader(kN1, lease1_));
+  ASSERT_TRUE(store_.WriteSync(kN1, {kN2, MemberName("n3")}, 0, 1));
+  core::ClusterView v = View();
+  ASSERT_TRUE(v.sync);
+  EXPECT_EQ(v.sync->quorum, 1);
+  // Repeating the same write after a lost answer is not a conflict; another quorum is.
+  const int64_t rev = v.sync->mod_revision;
+  EXPECT_TRUE(store_.WriteSync(kN1, {kN2, MemberName("n3")}, 0, 1));
+  EXPECT_FALSE(store_.WriteSync(kN1, {kN2, MemberName("n3")}, 0, 2));
+  EXPECT_TRUE(store_.WriteSync(kN1, {kN2}, rev, 0));
+}
+
 }  // namespace
 }  // namespace pgwarden::cluster

@@ -206,7 +206,7 @@ TEST(SimTest, QuorumModeLosesNoAcknowledgedCommit) {
   o.synchronous_quorum = true;
   Totals t;
   RunSeeds("QuorumModeLosesNoAcknowledgedCommit", o, 500000,
-           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 4), nullptr, &t);
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 8), nullptr, &t);
   PrintSyncFigures("QuorumModeLosesNoAcknowledgedCommit", t);
   EXPECT_GT(t.acked, 0);
   ASSERT_FALSE(t.sync_after_promotion.empty());
@@ -220,7 +220,7 @@ TEST(SimTest, QuorumModeStrict) {
   o.synchronous_mode_strict = true;
   Totals t;
   RunSeeds("QuorumModeStrict", o, 600000,
-           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 8), nullptr, &t);
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 16), nullptr, &t);
   PrintSyncFigures("QuorumModeStrict", t);
   EXPECT_GT(t.acked, 0);
 }
@@ -234,7 +234,7 @@ TEST(SimTest, QuorumModeFiveMembersTwoOfFour) {
   o.synchronous_node_count = 2;
   Totals t;
   RunSeeds("QuorumModeFiveMembersTwoOfFour", o, 700000,
-           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 8), nullptr, &t);
+           std::max<uint64_t>(1, EnvOr("PGWARDEN_SIM_SEEDS", kDefaultSeeds) / 16), nullptr, &t);
   PrintSyncFigures("QuorumModeFiveMembersTwoOfFour", t);
   EXPECT_GT(t.acked, 0);
 }
