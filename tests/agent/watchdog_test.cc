@@ -507,21 +507,21 @@ TEST_F(WatchdogPostgres, HostFreezeThenResumeFencesAtOnce) {
   const pid_t pm = *Postmaster();
   std::vector<pid_t> pg = ChildrenOfPid(pm);
   pg.push_back(pm);
-  const auto deadline = SteadyClock::now() + 300ms;
+  const auto deadline = SteadyClock::now() + 1000ms;
   ASSERT_EQ(client_.Arm(deadline, pm, node_->options().data_dir), true);
   std::this_thread::sleep_for(50ms);  // the arm is read before the freeze
   ASSERT_EQ(kill(client_.pid(), SIGSTOP), 0);
   for (pid_t p : pg) kill(p, SIGSTOP);
-  std::this_thread::sleep_for(700ms);  // frozen past the deadline
+  std::this_thread::sleep_for(1500ms);  // frozen past the deadline
   EXPECT_TRUE(Alive(pm));
   const auto resumed = SteadyClock::now();
   for (pid_t p : pg) kill(p, SIGCONT);
   kill(client_.pid(), SIGCONT);
   ASSERT_TRUE(WaitFor([&] { return !Alive(pm); }, 3s)) << ReadFile(log_);
   const auto took = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - resumed);
-  // Not "the time that remained when it was frozen" (a restarted relative poll timeout, ~250
+  // Not "the time that remained when it was frozen" (a restarted relative poll timeout, ~950
   // ms here): the wake-up is an absolute timer that has already expired on resume.
-  EXPECT_LT(took, 150ms) << ReadFile(log_);
+  EXPECT_LT(took, 400ms) << ReadFile(log_);
   std::cerr << "postmaster gone " << took.count() << " ms after the resume\n";
 }
 
