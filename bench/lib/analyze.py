@@ -108,8 +108,10 @@ def main():
             row = final.get(i)
             if row and row[0] == a.old_port and row[1] >= a.promo_t:
                 stale.add(i)
-        for i, (_, ts) in read_rows(a.sampled).items():
-            if i in ack_time and ts >= a.promo_t:
+        # (srv: once the old primary has rejoined, the same port also shows the new primary's
+        # rows, replicated; only rows that the old primary committed itself count)
+        for i, (srv, ts) in read_rows(a.sampled).items():
+            if i in ack_time and srv == a.old_port and ts >= a.promo_t:
                 stale.add(i)
     print(f"{outage:.3f},{failed},{lost},{len(stale)},{len(ids)},{len(acks) + len(fails)}")
 

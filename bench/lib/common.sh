@@ -263,6 +263,7 @@ YAML
 cluster_up() {  # system
   system_settings "$1"
   CLUSTER_NO=$((${CLUSTER_NO:-0} + 1))
+  CLUSTER_FAILED=1  # until it is healthy
   CDIR=$WORK/$CLUSTER_NO-$SYS
   mkdir -p "$CDIR"
   chmod 755 "$CDIR"
@@ -304,6 +305,7 @@ cluster_up() {  # system
     ((i == 120)) && { log "$SYS: the writer's path ($DSN) is not writable after 60 s"; return 1; }
     sleep 0.5
   done
+  CLUSTER_FAILED=
   return 0
 }
 
@@ -332,8 +334,35 @@ pids_with_cwd_under() {
   return 0
 }
 
+# What each member looks like (for a failed event): role, and the primary's replication rows.
+diagnose() {
+  local n
+  for n in "${NAMES[@]}"; do
+    echo "$n port ${PGPORT[$n]} manager pid ${MGR[$n]:-} alive $(kill -0 "${MGR[$n]:-0}" 2>/dev/null && echo yes || echo no)" \
+      "in_recovery=$(psql_at "${PGPORT[$n]}" "select pg_is_in_recovery()")" \
+      "replication: $(psql_at "${PGPORT[$n]}" "select string_agg(application_name || ' ' || state || ' ' || sync_state, '; ') from pg_stat_replication")" \
+      "receiver: $(psql_at "${PGPORT[$n]}" "select status || ' ' || coalesce(sender_port::text, '') from pg_stat_wal_receiver")"
+  done
+}
+
+# Keeps the logs of a cluster whose event failed next to the results (each file's last 1 MB).
+keep_logs() {
+  local dest=$OUT_DIR/failover-$STAMP-logs/$(basename "$CDIR") f
+  mkdir -p "$dest"
+  diagnose >"$dest/members.txt" 2>&1
+  for f in "$CDIR"/*.log "$CDIR"/n*/manager.log "$CDIR"/n*/data/log/*.log "$CDIR"/event-*/*; do
+    [[ -f $f ]] || continue
+    local rel=${f#"$CDIR"/}
+    mkdir -p "$dest/$(dirname "$rel")"
+    tail -c 1000000 "$f" >"$dest/$rel"
+  done
+  log "logs of the failed cluster kept in $dest"
+}
+
 cluster_down() {
   [[ -n ${CDIR:-} ]] || return 0
+  [[ ${CLUSTER_FAILED:-} == 1 ]] && keep_logs
+  CLUSTER_FAILED=
   local n pids=()
   ((${#FROZEN_PIDS[@]})) && kill -CONT "${FROZEN_PIDS[@]}" 2>/dev/null
   FROZEN_PIDS=()
@@ -422,18 +451,18 @@ run_event() {
   local ed=$CDIR/event-$no-$ev
   mkdir -p "$ed"
   EV_CSV=",,,,,,,,,,,,,,," EV_NOTE= EV_FATAL=
-  wait_healthy 180 || { EV_NOTE="not healthy before the event"; EV_FATAL=1; return 1; }
+  wait_healthy 180 || { EV_NOTE="not healthy before the event"; EV_FATAL=1 CLUSTER_FAILED=1; return 1; }
   local P=$HEALTHY_PRIMARY
   local oldport=${PGPORT[$P]} base=$((no * 1000000))
   [[ -n $(psql_at "$oldport" "insert into log values ($base); select 1") ]] ||
-    { EV_NOTE="cannot insert the base row"; EV_FATAL=1; return 1; }
+    { EV_NOTE="cannot insert the base row"; EV_FATAL=1 CLUSTER_FAILED=1; return 1; }
   start_bg /dev/null "$PGWARDEN" demo-app --dsn "$DSN" --interval 100ms --mode reconnect \
     --log-file "$ed/writer.log" --duration 900s
   WRITER_PID=$BG_PID
   local i
   for i in $(seq 100); do
     fge "$(last_ack_epoch "$ed/writer.log")" 1 && break
-    ((i == 100)) && { EV_NOTE="the writer acknowledged nothing in 20 s"; EV_FATAL=1; return 1; }
+    ((i == 100)) && { EV_NOTE="the writer acknowledged nothing in 20 s"; EV_FATAL=1 CLUSTER_FAILED=1; return 1; }
     sleep 0.2
   done
   sleep "$PRE_S"
@@ -508,7 +537,7 @@ run_event() {
     sleep 0.5
   else
     note="${note:+$note; }no healthy cluster within $(fsub "$deadline" "$T0") s"
-    EV_FATAL=1
+    EV_FATAL=1 CLUSTER_FAILED=1
   fi
   TEND=$(now)
   kill -TERM "$WRITER_PID" 2>/dev/null || true
