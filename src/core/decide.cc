@@ -57,6 +57,7 @@ class Turn {
   bool FenceFirst();
   void NoView();
   void MaybeWriteMember();
+  void MaybeUpdateStatus();
   bool DataDirectory();
   bool OperationInFlight();
   void LeaderTurn();
@@ -350,7 +351,7 @@ bool Turn::OperationInFlight() {
       }
       WakeBy(deadline);
     }
-    if (pg_.MayAcceptWrites()) Act(UpdateLeaderStatus{pg_.write_lsn});
+    if (pg_.MayAcceptWrites()) MaybeUpdateStatus();
     Why("leader; waiting for " + op);
     return true;
   }
@@ -382,7 +383,7 @@ void Turn::LeaderTurn() {
       e.time = FormatIso8601(obs_.wall_now);
       Act(AppendHistory{e, v.history_mod_revision});
     }
-    Act(UpdateLeaderStatus{pg_.write_lsn});
+    MaybeUpdateStatus();
     std::vector<std::string> slots;
     for (const auto& [name, member] : v.members) {
       if (name != cfg_.name) slots.push_back(SlotName(name));
@@ -595,6 +596,22 @@ void Turn::FollowerTurn() {
     return;
   }
   Why("replica of " + leader.str());
+}
+
+// `status` (the reference for lag) changes only when our position moved, and at most once per
+// loop_wait: every write wakes every agent through its watch, so writing it on each turn would
+// feed itself (one write per etcd round trip, the idle cluster's etcd growing without end).
+void Turn::MaybeUpdateStatus() {
+  if (view_->status && view_->status->optime == pg_.write_lsn) return;
+  if (view_->status && mem_.status_written_at) {
+    const SteadyTime due = *mem_.status_written_at + cfg_.loop_wait;
+    if (now_ < due) {
+      WakeBy(due);
+      return;
+    }
+  }
+  Act(UpdateLeaderStatus{pg_.write_lsn});
+  d_.next.status_written_at = now_;
 }
 
 void Turn::ElectionTurn() {

@@ -53,6 +53,8 @@ struct AgentMemory {
   // Last time members/<name> was written (it is rewritten at least every loop_wait).
   std::optional<SteadyTime> member_written_at;
   std::optional<Member> member_written;
+  // Last time the leader wrote `status` (rewritten when the position moved, once per loop_wait).
+  std::optional<SteadyTime> status_written_at;
   // Since when we wait for the candidate of a failover request (its mod_revision, time).
   std::optional<std::pair<int64_t, SteadyTime>> failover_wait;
   // The leader we last saw (for history's old_leader).

@@ -112,6 +112,12 @@ class DecideTest : public ::testing::Test {
     LeaderIs(kN1, kLease);
   }
   Decision Run() { return Decide(memory_, obs_, config_); }
+  // Time passes with the lease kept alive.
+  void AdvanceTo(SteadyTime t) {
+    now_ = t;
+    obs_.now = t;
+    obs_.lease.last_confirmed_send = t - milliseconds(200);
+  }
 
   static std::vector<std::string> Names(const Decision& d) {
     std::vector<std::string> out;
@@ -142,14 +148,32 @@ using V = std::vector<std::string>;
 
 // --- Fencing ----------------------------------------------------------------------------------
 
-TEST_F(DecideTest, LeaderWithConfirmedLeaseRenewsStatus) {
-  SelfLeader();
+TEST_F(DecideTest, LeaderWithConfirmedLeaseKeepsUnchangedStatus) {
+  SelfLeader();  // status already at our write position
   Decision d = Run();
   EXPECT_TRUE(d.leader);
-  EXPECT_EQ(Names(d), (V{"UpdateLeaderStatus(optime=0/1388)", "SyncSlots(2)"}));
+  EXPECT_EQ(Names(d), (V{"SyncSlots(2)"}));
   // The fence deadline bounds both the next call and every action of this decision.
   EXPECT_EQ(d.valid_until, now_ - milliseconds(200) + seconds(4));
   EXPECT_LE(d.wake_at, d.valid_until);
+}
+
+TEST_F(DecideTest, LeaderWritesStatusWhenItsPositionMovedAtMostOncePerLoopWait) {
+  SelfLeader();
+  View().status = LeaderStatus{Lsn(4000)};
+  Decision d = Run();
+  EXPECT_EQ(Names(d), (V{"UpdateLeaderStatus(optime=0/1388)", "SyncSlots(2)"}));
+  ASSERT_TRUE(d.next.status_written_at.has_value());
+  // Moved again right after: not before loop_wait, but the leader wakes for it.
+  memory_ = d.next;
+  View().status = LeaderStatus{Lsn(4500)};
+  AdvanceTo(now_ + milliseconds(100));
+  d = Run();
+  EXPECT_EQ(Names(d), (V{"SyncSlots(2)"}));
+  EXPECT_LE(d.wake_at, *memory_.status_written_at + config_.loop_wait);
+  AdvanceTo(*memory_.status_written_at + config_.loop_wait);
+  d = Run();
+  EXPECT_EQ(Names(d), (V{"UpdateLeaderStatus(optime=0/1388)", "SyncSlots(2)"}));
 }
 
 TEST_F(DecideTest, PrimaryCutOffFromEtcdDemotesBeforeTtl) {
