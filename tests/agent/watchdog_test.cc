@@ -322,7 +322,9 @@ TEST_F(WatchdogProcess, AFrozenWatchdogNeverBlocksTheAgent) {
     dropped = !*sent;
   }
   EXPECT_TRUE(dropped) << "the pipe never filled";
-  EXPECT_LT(slowest, 20ms);
+  // A blocking write would hang here for as long as the watchdog stays frozen; the bound only
+  // leaves room for scheduling delays on a loaded machine.
+  EXPECT_LT(slowest, 500ms);
   ASSERT_EQ(kill(client_.pid(), SIGCONT), 0);
   // Once it drains its pipe, commands get through again (the dropped one is re-sent).
   EXPECT_TRUE(WaitFor([&] { return client_.Disarm().value_or(false); }, 2s));
