@@ -222,21 +222,21 @@ TEST_F(WatchdogProcess, ArmedDeadlinePassesPostmasterIsGoneWithin500ms) {
 TEST_F(WatchdogProcess, ReArmedInTimeLeavesPostgresAlone) {
   auto pm = StartDummy(tmp_.Sub("data"), tmp_.Sub("data"));
   const auto end = SteadyClock::now() + 1500ms;
-  while (SteadyClock::now() < end) {  // the agent renewing: each arm 300 ms ahead, every 100 ms
-    ASSERT_EQ(client_.Arm(SteadyClock::now() + 300ms, pm.child.pid(), pm.dir), true);
+  while (SteadyClock::now() < end) {  // the agent renewing: each arm 600 ms ahead, every 100 ms
+    ASSERT_EQ(client_.Arm(SteadyClock::now() + 600ms, pm.child.pid(), pm.dir), true);
     std::this_thread::sleep_for(100ms);
   }
   ASSERT_EQ(client_.Disarm(), true);
-  std::this_thread::sleep_for(500ms);
+  std::this_thread::sleep_for(800ms);  // past the last arm's deadline
   EXPECT_TRUE(pm.child.Running()) << Log();
   EXPECT_EQ(Log().find("FENCE"), std::string::npos) << Log();
 }
 
 TEST_F(WatchdogProcess, DisarmedLeavesPostgresAlone) {
   auto pm = StartDummy(tmp_.Sub("data"), tmp_.Sub("data"));
-  ASSERT_EQ(client_.Arm(SteadyClock::now() + 300ms, pm.child.pid(), pm.dir), true);
+  ASSERT_EQ(client_.Arm(SteadyClock::now() + 1s, pm.child.pid(), pm.dir), true);
   ASSERT_EQ(client_.Disarm(), true);
-  std::this_thread::sleep_for(800ms);
+  std::this_thread::sleep_for(1300ms);  // past the deadline of the disarmed arm
   EXPECT_TRUE(pm.child.Running()) << Log();
   EXPECT_TRUE(client_.Running());
   EXPECT_NE(Log().find("disarmed"), std::string::npos) << Log();
@@ -475,7 +475,7 @@ TEST_F(WatchdogPostgres, RearmedPrimaryIsUntouchedThenAgentDeathFencesItAtTheDea
   const pid_t pm = *Postmaster();
   const std::string dir = node_->options().data_dir;
   for (int i = 0; i < 8; ++i) {
-    ASSERT_EQ(client_.Arm(SteadyClock::now() + 300ms, pm, dir), true);
+    ASSERT_EQ(client_.Arm(SteadyClock::now() + 600ms, pm, dir), true);
     std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(Alive(pm));
