@@ -466,12 +466,44 @@ int RunWatchdog(int input_fd) {
   InputLines lines(&state, &boot_offset_at_arm);
   bool input_open = true;
   int status = 0;
+  // Reads what the agent wrote, without blocking: {anything read, end of input}.
+  auto read_input = [&]() -> std::pair<bool, bool> {
+    bool any = false;
+    for (int i = 0; i < 64; ++i) {  // bounded: up to 256 KiB per call
+      char chunk[4096];
+      const ssize_t got = read(input_fd, chunk, sizeof chunk);
+      if (got > 0) {
+        any = true;
+        lines.Feed(std::string_view(chunk, static_cast<size_t>(got)));
+      } else if (got == 0) {
+        return {any, true};
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        break;
+      } else if (errno != EINTR) {
+        spdlog::error("reading the agent's pipe: {}", Errno(errno));
+        status = 1;
+        return {any, true};
+      }
+    }
+    return {any, false};
+  };
   for (;;) {
     const int64_t now = EffectiveNow(MonotonicNowNs(), BootOffsetNs(), boot_offset_at_arm);
     const WatchdogStep step = NextStep(state, now);
     if (step == WatchdogStep::kExit) {
       spdlog::info("exiting: {}", input_open ? "SIGTERM" : "the agent's pipe is closed");
       return status;
+    }
+    if (step == WatchdogStep::kFence && input_open) {
+      // The watchdog itself may have been frozen or descheduled while the agent renewed: a
+      // newer arm waiting in the pipe counts before a fence on the old deadline.
+      const auto [any, eof] = read_input();
+      if (eof) {
+        lines.End();
+        input_open = false;
+        state.exit_requested = true;
+      }
+      if (any) continue;  // decide again with what was read
     }
     if (step == WatchdogStep::kFence) {
       const WatchdogArm arm = *state.armed;
@@ -534,21 +566,7 @@ int RunWatchdog(int input_fd) {
     }
     if (!input_open || fds[0].revents == 0) continue;
     bool eof = (fds[0].revents & POLLNVAL) != 0;
-    for (int i = 0; i < 64 && !eof; ++i) {  // bounded: up to 256 KiB per wake-up
-      char chunk[4096];
-      const ssize_t got = read(input_fd, chunk, sizeof chunk);
-      if (got > 0) {
-        lines.Feed(std::string_view(chunk, static_cast<size_t>(got)));
-      } else if (got == 0) {
-        eof = true;
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        break;
-      } else if (errno != EINTR) {
-        spdlog::error("reading the agent's pipe: {}", Errno(errno));
-        status = 1;
-        eof = true;
-      }
-    }
+    if (!eof) eof = read_input().second;
     if (eof) {
       lines.End();
       input_open = false;

@@ -307,6 +307,21 @@ TEST_F(WatchdogProcess, APostmasterIgnoringSigquitIsKilledWithItsChildren) {
   EXPECT_NE(Log().find("SIGKILLed with 1 children"), std::string::npos) << Log();
 }
 
+// The watchdog alone was frozen while the agent renewed: on resume the newer arm waiting in its
+// pipe counts, the old deadline does not.
+TEST_F(WatchdogProcess, ANewerArmWaitingInThePipeWinsOverAnOldDeadlineOnResume) {
+  auto pm = StartDummy(tmp_.Sub("data"), tmp_.Sub("data"));
+  ASSERT_EQ(client_.Arm(SteadyClock::now() + 300ms, pm.child.pid(), pm.dir), true);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("armed:") != std::string::npos; }, 2s)) << Log();
+  ASSERT_EQ(kill(client_.pid(), SIGSTOP), 0);
+  ASSERT_EQ(client_.Arm(SteadyClock::now() + 5s, pm.child.pid(), pm.dir), true);
+  std::this_thread::sleep_for(600ms);  // past the first deadline
+  ASSERT_EQ(kill(client_.pid(), SIGCONT), 0);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(pm.child.Running()) << Log();
+  EXPECT_EQ(Log().find("FENCE"), std::string::npos) << Log();
+}
+
 // A frozen watchdog never blocks the agent: once its pipe is full, commands are dropped at once.
 TEST_F(WatchdogProcess, AFrozenWatchdogNeverBlocksTheAgent) {
   auto pm = StartDummy(tmp_.Sub("data"), tmp_.Sub("data"));
