@@ -6,6 +6,7 @@
 
 #include "config/reader.h"
 #include "config/sections.h"
+#include "config/units.h"
 
 namespace pgwarden::config {
 namespace internal {
@@ -51,6 +52,14 @@ void ReadProxy(MapReader& root, ProxyConfig* c) {
     if (m.ByteSize("buffer_size", &size)) c->buffer_size = size;
     int64_t backlog = 0;
     if (m.Int("listen_backlog", 1, 65535, &backlog)) c->listen_backlog = static_cast<int>(backlog);
+    m.Duration("retry_backoff_min", &c->retry_backoff_min);
+    m.Duration("retry_backoff_max", &c->retry_backoff_max);
+    int64_t attempts = 0;
+    if (m.Int("max_connect_attempts", 1, 1'000'000, &attempts)) {
+      c->max_connect_attempts = static_cast<int>(attempts);
+    }
+    int64_t held = 0;
+    if (m.Int("max_held", 1, 10'000'000, &held)) c->max_held = held;
     m.Finish();
   }
   // A node's file may be handed to the proxy too: its node-only sections are not errors.
@@ -104,6 +113,15 @@ std::vector<ConfigProblem> ValidateProxyConfig(const ProxyConfig& c) {
   };
   positive(c.connect_timeout, "connect_timeout");
   positive(c.half_close_timeout, "half_close_timeout");
+  positive(c.retry_backoff_min, "retry_backoff_min");
+  positive(c.retry_backoff_max, "retry_backoff_max");
+  if (c.retry_backoff_min && c.retry_backoff_max && c.retry_backoff_max->count() > 0 &&
+      *c.retry_backoff_max < *c.retry_backoff_min) {
+    problems.push_back({"proxy.retry_backoff_max", "must be at least proxy.retry_backoff_min (" +
+                                                       FormatDuration(*c.retry_backoff_min) +
+                                                       "), got " +
+                                                       FormatDuration(*c.retry_backoff_max)});
+  }
   if (c.buffer_size && (*c.buffer_size < 1024 || *c.buffer_size > 16 * 1024 * 1024)) {
     problems.push_back({"proxy.buffer_size", "must be between 1kB and 16MB, got " +
                                                  std::to_string(*c.buffer_size) + " bytes"});

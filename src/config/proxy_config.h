@@ -54,6 +54,13 @@ struct ProxyConfig {
   std::optional<std::chrono::milliseconds> keepalive_idle;
   std::optional<uint64_t> buffer_size;  // bytes
   std::optional<int> listen_backlog;
+  // The hold queue's connect retries (docs/proxy.md, "Hold queue"): the pause before a held
+  // client probes a failing port again, doubling from min to max; connects per client; clients
+  // held at once. Given both, max >= min; given one, the proxy clamps the other to it.
+  std::optional<std::chrono::milliseconds> retry_backoff_min;  // > 0
+  std::optional<std::chrono::milliseconds> retry_backoff_max;  // > 0
+  std::optional<int> max_connect_attempts;                     // >= 1
+  std::optional<int64_t> max_held;                             // >= 1
 
   // "/service/demo/".
   std::string KeyPrefix() const { return dcs_namespace + "/" + scope + "/"; }

@@ -47,6 +47,20 @@ ProxyOptions MakeProxyOptions(const config::ProxyConfig& c, milliseconds dcs_ttl
   }
   if (c.buffer_size) o.buffer_size = static_cast<size_t>(*c.buffer_size);
   if (c.listen_backlog) o.listen_backlog = *c.listen_backlog;
+  // One bound given: the other, at its default, moves to it (a lone max below the default min,
+  // or a lone min above the default max, is what the user meant, not an error).
+  if (c.retry_backoff_min) {
+    o.retry_backoff_min = *c.retry_backoff_min;
+    if (!c.retry_backoff_max)
+      o.retry_backoff_max = std::max(o.retry_backoff_max, *c.retry_backoff_min);
+  }
+  if (c.retry_backoff_max) {
+    o.retry_backoff_max = *c.retry_backoff_max;
+    if (!c.retry_backoff_min)
+      o.retry_backoff_min = std::min(o.retry_backoff_min, *c.retry_backoff_max);
+  }
+  if (c.max_connect_attempts) o.max_connect_attempts = *c.max_connect_attempts;
+  if (c.max_held) o.max_held = static_cast<size_t>(*c.max_held);
   return o;
 }
 

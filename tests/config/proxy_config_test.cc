@@ -47,6 +47,10 @@ TEST(ProxyConfig, ExampleLoads) {
   EXPECT_EQ(c.hold_timeout, milliseconds(10'000));
   EXPECT_EQ(c.connect_timeout, milliseconds(2'000));
   EXPECT_EQ(c.stall_timeout, std::nullopt);  // the proxy's default applies
+  EXPECT_EQ(c.retry_backoff_min, milliseconds(100));
+  EXPECT_EQ(c.retry_backoff_max, milliseconds(250));
+  EXPECT_EQ(c.max_connect_attempts, 100);
+  EXPECT_EQ(c.max_held, 10'000);
 }
 
 TEST(ProxyConfig, NodeFileSectionsAreSkipped) {
@@ -80,6 +84,74 @@ TEST(ProxyConfig, EveryProblemAtOnce) {
               ElementsAre("proxy.yml:1:1: scope: required key is missing: the cluster's name",
                           "proxy.yml:1:1: etcd3.hosts: required key is missing: at least one "
                           "etcd host (etcd3.hosts or etcd3.host)"));
+}
+
+const char kProxyHead[] =
+    "scope: demo\n"                       // 1
+    "etcd3: {hosts: [127.0.0.1:2379]}\n"  // 2
+    "proxy:\n"                            // 3
+    "  primary_port: 6432\n";             // 4
+
+TEST(ProxyConfig, HoldQueueRetryKeys) {
+  Result<LoadedProxyConfig> r = LoadProxyConfigString(std::string(kProxyHead) +
+                                                          "  retry_backoff_min: 50ms\n"
+                                                          "  retry_backoff_max: 2s\n"
+                                                          "  max_connect_attempts: 20\n"
+                                                          "  max_held: 500\n",
+                                                      "proxy.yml");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->config.retry_backoff_min, milliseconds(50));
+  EXPECT_EQ(r->config.retry_backoff_max, milliseconds(2'000));
+  EXPECT_EQ(r->config.max_connect_attempts, 20);
+  EXPECT_EQ(r->config.max_held, 500);
+
+  // Left out: the proxy's defaults.
+  Result<LoadedProxyConfig> d = LoadProxyConfigString(kProxyHead, "proxy.yml");
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  EXPECT_EQ(d->config.retry_backoff_min, std::nullopt);
+  EXPECT_EQ(d->config.retry_backoff_max, std::nullopt);
+  EXPECT_EQ(d->config.max_connect_attempts, std::nullopt);
+  EXPECT_EQ(d->config.max_held, std::nullopt);
+
+  // Equal bounds are fine (a constant pause).
+  EXPECT_TRUE(LoadProxyConfigString(std::string(kProxyHead) + "  retry_backoff_min: 1s\n"
+                                                              "  retry_backoff_max: 1s\n",
+                                    "proxy.yml")
+                  .has_value());
+}
+
+TEST(ProxyConfig, HoldQueueRetryKeysWrongType) {
+  EXPECT_THAT(ProxyErrors(std::string(kProxyHead) + "  retry_backoff_min: [1s]\n"     // 5
+                                                    "  retry_backoff_max: soon\n"     // 6
+                                                    "  max_connect_attempts: many\n"  // 7
+                                                    "  max_held: {n: 1}\n"),          // 8
+              ElementsAre(HasSubstr("proxy.yml:5:22: proxy.retry_backoff_min: expected a duration"),
+                          HasSubstr("proxy.yml:6:22: proxy.retry_backoff_max: "),
+                          HasSubstr("proxy.yml:7:25: proxy.max_connect_attempts: "),
+                          HasSubstr("proxy.yml:8:13: proxy.max_held: ")));
+}
+
+TEST(ProxyConfig, HoldQueueRetryKeysOutOfRange) {
+  EXPECT_THAT(
+      ProxyErrors(std::string(kProxyHead) + "  retry_backoff_min: 0s\n"    // 5
+                                            "  retry_backoff_max: -1s\n"   // 6
+                                            "  max_connect_attempts: 0\n"  // 7
+                                            "  max_held: -5\n"),           // 8
+      ElementsAre("proxy.yml:5:3: proxy.retry_backoff_min: must be greater than 0",
+                  "proxy.yml:6:22: proxy.retry_backoff_max: must not be negative, got `-1s`",
+                  "proxy.yml:7:25: proxy.max_connect_attempts: must be between 1 and "
+                  "1000000, got 0",
+                  "proxy.yml:8:13: proxy.max_held: must be between 1 and 10000000, got "
+                  "-5"));
+  EXPECT_THAT(ProxyErrors(std::string(kProxyHead) + "  retry_backoff_max: 0ms\n"),
+              ElementsAre("proxy.yml:5:3: proxy.retry_backoff_max: must be greater than 0"));
+}
+
+TEST(ProxyConfig, RetryBackoffMaxBelowMin) {
+  EXPECT_THAT(ProxyErrors(std::string(kProxyHead) + "  retry_backoff_min: 500ms\n"    // 5
+                                                    "  retry_backoff_max: 200ms\n"),  // 6
+              ElementsAre("proxy.yml:6:3: proxy.retry_backoff_max: must be at least "
+                          "proxy.retry_backoff_min (500ms), got 200ms"));
 }
 
 }  // namespace
