@@ -44,6 +44,7 @@ core::HaConfig MakeHaConfig(const config::Config& node, const config::DynamicCon
   c.synchronous_mode_strict = dynamic.synchronous_mode_strict;
   c.synchronous_quorum = dynamic.synchronous_quorum;
   c.synchronous_node_count = dynamic.synchronous_node_count;
+  c.pause = dynamic.pause;
   if (!c.Check().empty()) {
     // The config module's timing rule is the keep-alive rule; the core also wants a decision
     // turn plus one etcd request to fit before the fence. Shrink the loop, keep ttl.

@@ -63,6 +63,7 @@ class Turn {
   void LeaderTurn();
   bool SwitchoverTurn();
   void SwitchoverStoppedTurn();
+  void PausedLeaderTurn();
   void FollowerTurn();
   void ElectionTurn();
   bool Diverged(bool conservative) const;
@@ -119,9 +120,11 @@ Decision Turn::Run() {
 
   // Fencing comes before anything else: a primary that may have lost its lease stops writes
   // before it does anything at all, in particular before it touches etcd.
+  // Maintenance mode does not switch the fence off (docs/ha-core.md, "Maintenance mode").
   if (FenceFirst()) return std::move(d_);
   if (!view_) {
     NoView();
+    if (cfg_.pause) d_.reason = "PAUSE: " + d_.reason;
     return std::move(d_);
   }
   if (!DataDirectory() && !OperationInFlight()) {
@@ -143,6 +146,7 @@ Decision Turn::Run() {
     if (fence_) WakeBy(*fence_);
   }
   MaybeWriteMember();
+  if (cfg_.pause) d_.reason = "PAUSE: " + d_.reason;
   return std::move(d_);
 }
 
@@ -247,6 +251,13 @@ bool Turn::DataDirectory() {
     case DataDirState::kEmpty:
       if (InFlightIs<InitDb>() || InFlightIs<CloneFrom>()) {
         Why("creating the data directory");
+        return true;
+      }
+      if (cfg_.pause) {
+        // Patroni: no bootstrap and no clone in maintenance mode; a leader key goes.
+        if (i_hold_) Act(ReleaseLeader{});
+        Why(i_hold_ ? "empty data directory while holding the leader key: releasing it"
+                    : "empty data directory: not bootstrapping or cloning while paused");
         return true;
       }
       if (i_hold_) {
@@ -398,6 +409,10 @@ void Turn::LeaderTurn() {
     SwitchoverStoppedTurn();
     return;
   }
+  if (cfg_.pause) {
+    PausedLeaderTurn();
+    return;
+  }
   // We hold the lock but PostgreSQL is not a running primary: bring it up within
   // primary_start_timeout, else give the lock up so that a healthy replica can take it.
   SteadyTime deadline = mem_.primary_start_deadline.value_or(now_ + cfg_.primary_start_timeout);
@@ -434,6 +449,34 @@ void Turn::LeaderTurn() {
   }
 }
 
+// Maintenance mode, we hold the lock but PostgreSQL is not a running primary. Patroni's
+// process_healthy_cluster / unhealthy path: nothing is started or restarted; the key goes so
+// that the cluster shows no leader (nobody takes it while paused), unless a manual failover
+// to us is under way (the promotion is part of it).
+void Turn::PausedLeaderTurn() {
+  const ClusterView& v = *view_;
+  d_.next.primary_start_deadline.reset();
+  if (pg_.Running()) {
+    if (v.failover && v.failover->candidate && *v.failover->candidate == cfg_.name) {
+      // The request stays until we run as primary (SwitchoverTurn clears it then).
+      d_.leader = true;
+      ClearSyncBeforeWrites();
+      Act(Promote{});
+      Why("leader key held after a failover to us: promoting");
+      return;
+    }
+    Act(ReleaseLeader{});
+    Why("PostgreSQL is not running as primary: releasing the leader key");
+    return;
+  }
+  if (pg_.state == ProcessState::kStarting || pg_.state == ProcessState::kStopping) {
+    Why("leader; PostgreSQL is starting or stopping");
+    return;
+  }
+  Act(ReleaseLeader{});
+  Why("PostgreSQL is not running: releasing the leader key (not restarting it while paused)");
+}
+
 // The leader with a running primary sees a `failover` request. Returns true when handled.
 bool Turn::SwitchoverTurn() {
   const ClusterView& v = *view_;
@@ -446,6 +489,11 @@ bool Turn::SwitchoverTurn() {
   if (!req.leader && req.candidate && *req.candidate == cfg_.name) {
     Act(ClearFailoverRequest{req.mod_revision});
     Why("clearing a failover request to us: we are already the leader");
+    return true;
+  }
+  if (cfg_.pause && !req.candidate) {
+    Act(ClearFailoverRequest{req.mod_revision});
+    Why("switchover refused (paused: only to a specific candidate): clearing the request");
     return true;
   }
   if (req.scheduled_at && *req.scheduled_at > obs_.wall_now) {
@@ -547,6 +595,10 @@ void Turn::FollowerTurn() {
     Why("following " + leader.str() + "; PostgreSQL is starting or stopping");
     return;
   }
+  if (!pg_.Running() && cfg_.pause) {
+    Why("following " + leader.str() + "; PostgreSQL is stopped: not starting it while paused");
+    return;
+  }
   if (!pg_.Running()) {
     if (Diverged(/*conservative=*/pg_.role == PgRole::kPrimary)) {
       const bool rewind_failed =
@@ -583,6 +635,10 @@ void Turn::FollowerTurn() {
   if (pg_.role == PgRole::kPrimary) {
     // Only reachable without writes (FenceFirst handles the others): nothing to do but wait.
     Why("following " + leader.str() + "; waiting for PostgreSQL to stop");
+    return;
+  }
+  if (Diverged(/*conservative=*/false) && cfg_.pause) {
+    Why("diverged from " + leader.str() + "; not stopping it to rewind while paused");
     return;
   }
   if (Diverged(/*conservative=*/false)) {
@@ -642,6 +698,10 @@ void Turn::ElectionTurn() {
       Why("no leader; PostgreSQL is starting or stopping");
       return;
     }
+    if (cfg_.pause) {
+      Why("no leader; PostgreSQL is stopped: not starting it while paused");
+      return;
+    }
     Act(StartPostgres{StartRole::kReplica, std::nullopt});
     Why("no leader: starting PostgreSQL as a replica to take part in the election");
     return;
@@ -653,6 +713,15 @@ void Turn::ElectionTurn() {
   // A pending manual failover or switchover names who may take the lock.
   const FailoverRequest* req = v.failover ? &*v.failover : nullptr;
   if (req && req->scheduled_at && *req->scheduled_at > obs_.wall_now) req = nullptr;
+  if (cfg_.pause && (!req || !req->candidate || *req->candidate != cfg_.name)) {
+    // Maintenance mode: no automatic failover. Only a manual failover to a named candidate
+    // (that candidate itself) takes the lock.
+    d_.next.probe_requested_at.reset();
+    Why(req && req->candidate
+            ? "no leader; failover requested to " + req->candidate->str() + ": not us"
+            : "no leader: no automatic failover while paused");
+    return;
+  }
   if (req && req->candidate) {
     if (*req->candidate == cfg_.name) {
       if (cfg_.tags.nofailover || cfg_.tags.failover_priority <= 0) {

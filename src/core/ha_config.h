@@ -47,6 +47,10 @@ struct HaConfig {
   // 'ANY k (all healthy standbys)', k = synchronous_node_count; `sync` records the set and
   // its quorum (docs/sync-replication.md).
   bool synchronous_quorum = false;
+  // Maintenance mode (`pause: true`, patronictl pause; docs/ha-core.md "Maintenance mode"): no
+  // automatic failover, promotion, start, stop, restart, rewind or re-clone; a manual failover
+  // or a switchover to a named candidate still works, and the lease fence still applies.
+  bool pause = false;
 
   // The timing rule (docs/ha-core.md): ttl > fence_margin > 0, loop_wait > 0 and
   // loop_wait + retry_timeout + fence_margin <= ttl, so that a leader renews (and decides)
