@@ -138,6 +138,7 @@ std::shared_ptr<const api::ApiSnapshot> BuildSnapshot(const SnapshotInput& in) {
     c.synchronous_mode = in.synchronous_mode;
     if (v.sync && v.leader && v.sync->leader == v.leader->holder) {
       for (const auto& s : v.sync->sync_standby) c.sync_standbys.push_back(s.str());
+      c.sync_quorum = v.sync->quorum;
     }
     if (v.status) c.leader_lsn = v.status->optime;
     if (v.failover && v.failover->scheduled_at) {

@@ -93,6 +93,8 @@ bool ApiSnapshot::IsSyncStandby() const {
   return std::find(names.begin(), names.end(), self.name) != names.end();
 }
 
+bool ApiSnapshot::IsQuorumStandby() const { return IsSyncStandby() && cluster->sync_quorum > 0; }
+
 bool ApiSnapshot::ClusterUnlocked() const { return !cluster || !cluster->leader; }
 
 std::optional<uint64_t> ParseByteSize(std::string_view text) {
@@ -291,6 +293,8 @@ enum class Endpoint {
   kSync,
   kAsync,
   kReadOnlySync,
+  kQuorum,
+  kReadOnlyQuorum,
   kHealth,
   kLiveness,
   kReadiness,
@@ -324,6 +328,8 @@ Endpoint Classify(const std::string& path) {
       {"/asynchronous", Endpoint::kAsync},
       {"/read-only-sync", Endpoint::kReadOnlySync},
       {"/read-only-synchronous", Endpoint::kReadOnlySync},
+      {"/quorum", Endpoint::kQuorum},
+      {"/read-only-quorum", Endpoint::kReadOnlyQuorum},
       {"/health", Endpoint::kHealth},
       {"/liveness", Endpoint::kLiveness},
       {"/readiness", Endpoint::kReadiness},
@@ -443,6 +449,7 @@ int HealthStatus(Endpoint e, const ApiSnapshot& s, const HttpRequest& req, std::
   int status = 503;
   bool ignore_tags = false;
   const bool sync = s.IsSyncStandby();
+  const bool quorum = s.IsQuorumStandby();
   switch (e) {
     case Endpoint::kStandbyLeader:
       status = standby_leader;
@@ -475,6 +482,16 @@ int HealthStatus(Endpoint e, const ApiSnapshot& s, const HttpRequest& req, std::
       if (primary == 200 || standby_leader == 200) {
         status = 200;
       } else if (s.cluster && sync) {
+        status = replica;
+      }
+      break;
+    case Endpoint::kQuorum:
+      status = s.cluster && quorum ? replica : 503;
+      break;
+    case Endpoint::kReadOnlyQuorum:
+      if (primary == 200 || standby_leader == 200) {
+        status = 200;
+      } else if (s.cluster && quorum) {
         status = replica;
       }
       break;

@@ -150,6 +150,7 @@ struct ClusterView {
   std::vector<ClusterMember> members;
   bool synchronous_mode = false;
   std::vector<std::string> sync_standbys;  // names in the /sync key
+  int sync_quorum = 0;  // the /sync key's `quorum` (Patroni 4); > 0: the names are a quorum set
   bool standby_cluster = false;
   std::optional<Lsn> leader_lsn;  // the leader's last published WAL position (/status optime)
   std::optional<ScheduledSwitchover> scheduled_switchover;
@@ -168,6 +169,9 @@ struct ApiSnapshot {
 
   // Derived: listed in /sync while synchronous mode is on and running as a replica.
   bool IsSyncStandby() const;
+  // Derived: a sync standby of a quorum set (the /sync key's quorum > 0): Patroni 4's
+  // `quorum_standby` (`GET /quorum`, role in /cluster, "Quorum Standby" in `pgwarden list`).
+  bool IsQuorumStandby() const;
   // Derived: no leader key (or no DCS view at all).
   bool ClusterUnlocked() const;
 };

@@ -97,6 +97,7 @@ std::string StatusJson(const ApiSnapshot& s) {
     }
     out["xlog"] = std::move(xlog);
     if (s.IsSyncStandby()) out["sync_standby"] = true;
+    if (s.IsQuorumStandby()) out["quorum_standby"] = true;
     if (self.timeline) out["timeline"] = self.timeline->value();
     if (!self.replication_state.empty()) out["replication_state"] = self.replication_state;
     if (!self.replication.empty()) {
@@ -142,7 +143,7 @@ std::string ClusterJson(const ApiSnapshot& s) {
       role = c.standby_cluster ? "standby_leader" : "leader";
     } else if (c.synchronous_mode && std::find(c.sync_standbys.begin(), c.sync_standbys.end(),
                                                m->name) != c.sync_standbys.end()) {
-      role = "sync_standby";
+      role = c.sync_quorum > 0 ? "quorum_standby" : "sync_standby";  // Patroni 4's word
     } else {
       role = "replica";
     }
@@ -243,6 +244,8 @@ std::string MetricsText(const ApiSnapshot& s) {
          b(details && self.role == PgRole::kReplica));
   metric("patroni_sync_standby", "gauge", "Value is 1 if this node is a sync standby, 0 otherwise.",
          b(s.IsSyncStandby()));
+  metric("patroni_quorum_standby", "gauge",
+         "Value is 1 if this node is a quorum standby, 0 otherwise.", b(s.IsQuorumStandby()));
   metric("patroni_xlog_received_location", "counter",
          "Current location of the received Postgres transaction log, 0 if this node is not a "
          "replica.",

@@ -85,6 +85,13 @@ ApiSnapshot SyncReplicaSnapshot() {
   return s;
 }
 
+ApiSnapshot QuorumReplicaSnapshot() {
+  ApiSnapshot s = SyncReplicaSnapshot();
+  s.cluster->sync_standbys = {"n2", "n3"};
+  s.cluster->sync_quorum = 1;
+  return s;
+}
+
 ApiSnapshot NoLoadBalanceSnapshot() {
   ApiSnapshot s = ReplicaSnapshot();
   s.self.tags.noloadbalance = true;

@@ -25,6 +25,8 @@ ApiSnapshot PrimarySnapshot();
 ApiSnapshot ReplicaSnapshot();
 // n2 as above, listed in /sync with synchronous mode on.
 ApiSnapshot SyncReplicaSnapshot();
+// n2 listed in a quorum set (synchronous_mode: quorum): sync key {n2, n3}, quorum 1.
+ApiSnapshot QuorumReplicaSnapshot();
 // n2 as above, tagged noloadbalance.
 ApiSnapshot NoLoadBalanceSnapshot();
 // n2 with PostgreSQL stopped.

@@ -19,25 +19,28 @@ using Json = nlohmann::json;
 
 struct HealthCase {
   const char* path;
-  int primary, replica, sync, noloadbalance, stopped;
+  int primary, replica, sync, noloadbalance, stopped, quorum;
 };
 
-// Expected statuses per member kind (Patroni's do_GET).
+// Expected statuses per member kind (Patroni's do_GET). The quorum column: a member of a quorum
+// set (sync key with quorum > 0); /sync keeps answering 200 for it (docs/rest-api.md).
 const HealthCase kHealth[] = {
-    {"/", 200, 503, 503, 503, 503},
-    {"/primary", 200, 503, 503, 503, 503},
-    {"/master", 200, 503, 503, 503, 503},
-    {"/read-write", 200, 503, 503, 503, 503},
-    {"/leader", 200, 503, 503, 503, 503},
-    {"/standby-leader", 503, 503, 503, 503, 503},
-    {"/replica", 503, 200, 200, 503, 503},
-    {"/read-only", 200, 200, 200, 503, 503},
-    {"/sync", 503, 503, 200, 503, 503},
-    {"/synchronous", 503, 503, 200, 503, 503},
-    {"/async", 503, 200, 503, 503, 503},
-    {"/asynchronous", 503, 200, 503, 503, 503},
-    {"/read-only-sync", 200, 503, 200, 503, 503},
-    {"/health", 200, 200, 200, 200, 503},
+    {"/", 200, 503, 503, 503, 503, 503},
+    {"/primary", 200, 503, 503, 503, 503, 503},
+    {"/master", 200, 503, 503, 503, 503, 503},
+    {"/read-write", 200, 503, 503, 503, 503, 503},
+    {"/leader", 200, 503, 503, 503, 503, 503},
+    {"/standby-leader", 503, 503, 503, 503, 503, 503},
+    {"/replica", 503, 200, 200, 503, 503, 200},
+    {"/read-only", 200, 200, 200, 503, 503, 200},
+    {"/sync", 503, 503, 200, 503, 503, 200},
+    {"/synchronous", 503, 503, 200, 503, 503, 200},
+    {"/async", 503, 200, 503, 503, 503, 503},
+    {"/asynchronous", 503, 200, 503, 503, 503, 503},
+    {"/read-only-sync", 200, 503, 200, 503, 503, 200},
+    {"/health", 200, 200, 200, 200, 503, 200},
+    {"/quorum", 503, 503, 503, 503, 503, 200},
+    {"/read-only-quorum", 200, 503, 503, 503, 503, 200},
 };
 
 class ApiReadTest : public ApiTest {
@@ -66,6 +69,56 @@ TEST_F(ApiReadTest, HealthEndpointsOnAReplica) {
 }
 TEST_F(ApiReadTest, HealthEndpointsOnASyncStandby) {
   ExpectStatuses(SyncReplicaSnapshot(), &HealthCase::sync, "sync");
+}
+TEST_F(ApiReadTest, HealthEndpointsOnAQuorumStandby) {
+  ExpectStatuses(QuorumReplicaSnapshot(), &HealthCase::quorum, "quorum");
+}
+TEST_F(ApiReadTest, QuorumStandbyFilteredLikeAReplica) {
+  ApiSnapshot s = QuorumReplicaSnapshot();
+  s.self.tags.noloadbalance = true;
+  Publish(s);
+  EXPECT_EQ(Get("/quorum").status, 503);
+  EXPECT_EQ(Get("/read-only-quorum").status, 503);
+  s = QuorumReplicaSnapshot();
+  Publish(s);
+  EXPECT_EQ(Get("/quorum?lag=1kB").status, 503);  // 4 kB behind
+  EXPECT_EQ(Get("/quorum?lag=1MB").status, 200);
+  EXPECT_EQ(Get("/quorum?tag_dc=west").status, 503);
+  s.cluster->synchronous_mode = false;  // key left over from quorum mode: not a standby of it
+  Publish(s);
+  EXPECT_EQ(Get("/quorum").status, 503);
+  s = QuorumReplicaSnapshot();
+  s.cluster->sync_standbys = {"n3"};  // quorum set without us
+  Publish(s);
+  EXPECT_EQ(Get("/quorum").status, 503);
+  EXPECT_EQ(Get("/read-only-quorum").status, 503);
+  s = QuorumReplicaSnapshot();
+  s.cluster.reset();  // no DCS view
+  Publish(s);
+  EXPECT_EQ(Get("/quorum").status, 503);
+}
+TEST_F(ApiReadTest, QuorumStandbyInPatroniClusterAndMetrics) {
+  Publish(QuorumReplicaSnapshot());
+  Json j = Json::parse(Get("/patroni").body);
+  EXPECT_EQ(j["quorum_standby"], true);
+  Json c = Json::parse(Get("/cluster").body);
+  ASSERT_EQ(c["members"].size(), 3u);
+  EXPECT_EQ(c["members"][0]["role"], "leader");
+  EXPECT_EQ(c["members"][1]["role"], "quorum_standby");
+  EXPECT_EQ(c["members"][2]["role"], "quorum_standby");
+  const std::string metrics = Get("/metrics").body;
+  EXPECT_NE(metrics.find("\npatroni_quorum_standby{scope=\"demo\",name=\"n2\"} 1\n"),
+            std::string::npos)
+      << metrics;
+
+  // Plain synchronous mode: sync_standby, no quorum_standby.
+  Publish(SyncReplicaSnapshot());
+  j = Json::parse(Get("/patroni").body);
+  EXPECT_FALSE(j.contains("quorum_standby"));
+  c = Json::parse(Get("/cluster").body);
+  EXPECT_EQ(c["members"][1]["role"], "sync_standby");
+  EXPECT_NE(Get("/metrics").body.find("\npatroni_quorum_standby{scope=\"demo\",name=\"n2\"} 0\n"),
+            std::string::npos);
 }
 TEST_F(ApiReadTest, HealthEndpointsOnANoLoadBalanceReplica) {
   ExpectStatuses(NoLoadBalanceSnapshot(), &HealthCase::noloadbalance, "noloadbalance");
