@@ -86,6 +86,12 @@ ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView
     row.tags = TagsText(m.tags);
     table.rows.push_back(std::move(row));
   }
+  if (view.config_json) {
+    // Patroni's Cluster.is_paused(); a config that does not parse is reported by the agents.
+    auto config = nlohmann::json::parse(*view.config_json, nullptr, false);
+    table.paused = config.is_object() && config.contains("pause") && config["pause"].is_boolean() &&
+                   config["pause"].get<bool>();
+  }
   if (view.failover) {
     const auto& f = *view.failover;
     table.pending = f.leader ? "Switchover from " + f.leader->str() : "Failover";
@@ -133,6 +139,7 @@ std::string RenderTable(const ClusterTable& table) {
   std::string out = rule(title) + row(headers) + rule("");
   for (const auto& line : cells) out += row(line);
   out += rule("");
+  if (table.paused) out += " Maintenance mode: on\n";  // patronictl's line
   if (!table.pending.empty()) out += " " + table.pending + "\n";
   return out;
 }

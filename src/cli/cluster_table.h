@@ -26,6 +26,7 @@ struct ClusterTable {
   std::string system_identifier;  // from `initialize`
   std::vector<MemberRow> rows;    // sorted by member name
   std::string pending;            // a scheduled or pending switchover/failover, if any
+  bool paused = false;            // maintenance mode (`pause: true` in the dynamic config)
 };
 
 // Rows for every member in `view`. Lag is measured against the leader's `status` optime (or the

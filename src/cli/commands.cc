@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "api/http_client.h"
 #include "cli/cluster_table.h"
@@ -197,6 +198,95 @@ int EditConfig(const Common& common, EditArgs& args) {
   return exit_status;
 }
 
+// Whether the dynamic config says `pause: true` (Patroni's Cluster.is_paused()).
+bool ConfigPaused(const core::ClusterView& view) {
+  if (!view.config_json) return false;
+  auto j = nlohmann::json::parse(*view.config_json, nullptr, false);
+  return j.is_object() && j.contains("pause") && j["pause"].is_boolean() && j["pause"].get<bool>();
+}
+
+api::HttpClientRequest RequestTo(const core::Member& target, const std::string& method,
+                                 const std::string& path, const config::Config& config) {
+  api::HttpClientRequest request;
+  request.method = method;
+  request.url = ApiBase(target.api_url) + path;
+  request.timeout = std::chrono::seconds(10);
+  if (config.restapi.authentication) {
+    request.username = config.restapi.authentication->username;
+    request.password = config.restapi.authentication->password;
+  }
+  return request;
+}
+
+// pause / resume, as patronictl does: PATCH /config {"pause": true|null} on the leader (then the
+// other members, leader first, until one answers); with --wait, until every member's REST API
+// reports the new mode (GET /patroni "pause"), for `timeout` at most.
+int TogglePause(const Common& common, bool pause, bool wait, std::chrono::seconds timeout) {
+  auto loaded = LoadCluster(common);
+  if (!loaded) return exit_status;
+  const auto& view = loaded->view;
+  if (ConfigPaused(view) == pause) {
+    std::cerr << "Cluster is " << (pause ? "already" : "not") << " paused\n";
+    return 1;
+  }
+  std::vector<const core::Member*> order;
+  if (view.leader) {
+    if (const core::Member* l = view.FindMember(view.leader->holder)) order.push_back(l);
+  }
+  for (const auto& [name, m] : view.members) {
+    if (!view.LeaderIs(name)) order.push_back(&m);
+  }
+  const nlohmann::json body = {{"pause", pause ? nlohmann::json(true) : nlohmann::json(nullptr)}};
+  const std::string what = pause ? "pause" : "resume";
+  for (const core::Member* m : order) {
+    if (m->api_url.empty()) continue;
+    api::HttpClientRequest request = RequestTo(*m, "PATCH", "/config", loaded->config);
+    request.body = body.dump();
+    auto response = api::HttpCall(request);
+    if (!response) {
+      std::cerr << "warning: member " << m->name.str() << " is not accessible ("
+                << response.error().ToString() << ")\n";
+      continue;
+    }
+    if (response->status != 200) {
+      std::cerr << "Failed: " << what << " cluster management status code=" << response->status
+                << ", (" << response->body << ")\n";
+      return 1;
+    }
+    if (!wait) {
+      std::cout << "Success: cluster management is " << (pause ? "paused" : "resumed") << "\n";
+      return 0;
+    }
+    std::cout << "'" << what << "' request sent, waiting until it is recognized by all nodes\n";
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::vector<std::string> pending;
+    while (true) {
+      pending.clear();
+      for (const auto& [name, member] : view.members) {
+        if (member.api_url.empty()) continue;
+        auto status = api::HttpCall(RequestTo(member, "GET", "/patroni", loaded->config));
+        auto j = status ? nlohmann::json::parse(status->body, nullptr, false) : nlohmann::json();
+        const bool reported = j.is_object() && j.contains("pause") && j["pause"].is_boolean() &&
+                              j["pause"].get<bool>();
+        if (reported != pause) pending.push_back(name.str());
+      }
+      if (pending.empty()) break;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        std::string names;
+        for (const auto& n : pending) names += (names.empty() ? "" : ", ") + n;
+        std::cerr << "Timed out after " << timeout.count() << " s: not yet " << what << "d on "
+                  << names << "\n";
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    std::cout << "Success: cluster management is " << (pause ? "paused" : "resumed") << "\n";
+    return 0;
+  }
+  std::cerr << "Can not find accessible cluster member\n";
+  return 1;
+}
+
 }  // namespace
 
 int CommandExitStatus() { return exit_status; }
@@ -342,6 +432,26 @@ void RegisterCommands(CLI::App& app) {
   edit->add_option("--apply", ed->apply_path, "a YAML file of changes (merged), - for stdin");
   edit->add_flag("--force", ed->force, "do not ask for confirmation");
   edit->callback([common, ed] { exit_status = EditConfig(*common, *ed); });
+
+  // --- pause / resume (maintenance mode) ---
+  struct PauseArgs {
+    bool wait = false;
+    int timeout_s = 60;
+  };
+  for (const bool pause : {true, false}) {
+    auto pa = std::make_shared<PauseArgs>();
+    auto* cmd = app.add_subcommand(
+        pause ? "pause" : "resume",
+        pause ? "Maintenance mode: no automatic failover, start, stop or restart of PostgreSQL"
+              : "Leave maintenance mode: automatic failover again");
+    AddConfigOption(cmd, *common);
+    cmd->add_flag("--wait", pa->wait, "wait until every member has recognized the change");
+    cmd->add_option("--timeout", pa->timeout_s, "seconds --wait waits at most (default 60)")
+        ->check(CLI::PositiveNumber);
+    cmd->callback([common, pa, pause] {
+      exit_status = TogglePause(*common, pause, pa->wait, std::chrono::seconds(pa->timeout_s));
+    });
+  }
 
   // --- restart / reload / reinit ---
   struct MemberArgs {

@@ -29,9 +29,12 @@ core::ClusterView ThreeMembers() {
   view.initialize = "7312345678901234567";
   view.leader = core::LeaderKey{MemberName("n1"), 7, 10, 10};
   view.status = core::LeaderStatus{Lsn(64ull << 20)};
-  view.members[MemberName("n1")] = MakeMember("n1", core::MemberRole::kPrimary, 5432, Lsn(64ull << 20));
-  view.members[MemberName("n2")] = MakeMember("n2", core::MemberRole::kReplica, 5433, Lsn(64ull << 20));
-  view.members[MemberName("n3")] = MakeMember("n3", core::MemberRole::kReplica, 5434, Lsn(32ull << 20));
+  view.members[MemberName("n1")] =
+      MakeMember("n1", core::MemberRole::kPrimary, 5432, Lsn(64ull << 20));
+  view.members[MemberName("n2")] =
+      MakeMember("n2", core::MemberRole::kReplica, 5433, Lsn(64ull << 20));
+  view.members[MemberName("n3")] =
+      MakeMember("n3", core::MemberRole::kReplica, 5434, Lsn(32ull << 20));
   view.sync = core::SyncState{MemberName("n1"), {MemberName("n2")}, 3};
   return view;
 }
@@ -77,6 +80,27 @@ TEST(ClusterTable, StoppedMemberAndPendingSwitchoverAreShown) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("Switchover from n1 to n2"), std::string::npos);
+}
+
+TEST(ClusterTable, MaintenanceModeLineUnderTheTableOnlyWhenPaused) {
+  auto view = ThreeMembers();
+  view.config_json = R"({"ttl": 30, "pause": true})";
+  auto table = BuildClusterTable("demo", view);
+  EXPECT_TRUE(table.paused);
+  std::string text = RenderTable(table);
+  // patronictl prints the line after the table's closing rule.
+  const auto rule_end = text.rfind("+\n");
+  ASSERT_NE(rule_end, std::string::npos);
+  EXPECT_EQ(text.substr(rule_end + 2), " Maintenance mode: on\n") << text;
+  for (const char* config : {R"({"ttl": 30})", R"({"pause": false})", R"({"pause": null})",
+                             R"({"pause": "yes"})", "not json", "[]"}) {
+    view.config_json = config;
+    table = BuildClusterTable("demo", view);
+    EXPECT_FALSE(table.paused) << config;
+    EXPECT_EQ(RenderTable(table).find("Maintenance mode"), std::string::npos) << config;
+  }
+  view.config_json.reset();
+  EXPECT_FALSE(BuildClusterTable("demo", view).paused);
 }
 
 TEST(ClusterTable, JsonUsesPatronictlFieldNames) {
