@@ -103,12 +103,26 @@ class Simulation {
     bool faults_over = false;
     while (result_.ok) {
       clock_.Advance(o_.step);
-      const Duration t = Now() - start_;
-      if (t < o_.fault_phase) {
+      if (o_.paused && !paused_at_) {
+        // Bootstrap unpaused; pause at the first convergence (no faults before).
+        if (Now() - start_ > o_.settle_bound) {
+          Violation("no convergence before pausing");
+          break;
+        }
+        if (Converged()) {
+          paused_at_ = Now();
+          SetPause(true);
+        }
+      }
+      const Duration t = Now() - (o_.paused ? paused_at_.value_or(Now()) : start_);
+      if (o_.paused && !paused_at_) {
+        // waiting for the first convergence
+      } else if (t < o_.fault_phase) {
         InjectFaults();
       } else if (!faults_over) {
         faults_over = true;
         Trace("--- faults stop");
+        if (o_.paused) SetPause(false);
       }
       EndFaults(faults_over);
       std::vector<Shell*> order;
@@ -118,6 +132,12 @@ class Simulation {
         if (result_.ok) StepMember(*m);
       }
       Replicate();
+      if (paused_at_ && members_[0]->cfg.pause) {
+        const bool leaderless = !TruthLeader();
+        if (leaderless && !paused_leaderless_)
+          ++result_.counts["paused with the leader key expired"];
+        paused_leaderless_ = leaderless;
+      }
       if (result_.ok) CheckInvariants();
       if (!result_.ok) break;
       if (faults_over && Converged()) break;
@@ -132,6 +152,15 @@ class Simulation {
 
  private:
   SteadyTime Now() const { return clock_.SteadyNow(); }
+
+  void SetPause(bool pause) {
+    if (!pause && !TruthLeader()) ++result_.counts["resumed without a leader"];
+    for (auto& m : members_) {
+      m->cfg.pause = pause;
+      m->event = true;
+    }
+    Trace(pause ? "--- every member paused" : "--- every member resumed");
+  }
 
   std::string Stamp() const {
     const auto ms = std::chrono::duration_cast<milliseconds>(Now() - start_).count();
@@ -456,6 +485,14 @@ class Simulation {
                  std::get<core::StopPostgres>(a).mode == core::StopMode::kImmediate) {
         // BROKEN: the fence is disabled; the shell reports the stop done and does nothing.
       } else {
+        if (m.cfg.pause &&
+            (std::holds_alternative<core::StartPostgres>(a) ||
+             std::holds_alternative<core::Promote>(a) || std::holds_alternative<core::Rewind>(a) ||
+             std::holds_alternative<core::CloneFrom>(a) ||
+             std::holds_alternative<core::InitDb>(a))) {
+          Violation(m.name.str() + " is paused but decided " + core::Describe(a));
+          return;
+        }
         r = StartOp(m, a);
       }
       const bool quiet = std::holds_alternative<core::WriteMember>(a) ||
@@ -922,6 +959,8 @@ class Simulation {
   uint64_t next_sysid_ = 7000;
   std::optional<SteadyTime> primary_lost_at_;
   std::optional<SteadyTime> promoted_at_;
+  std::optional<SteadyTime> paused_at_;
+  bool paused_leaderless_ = false;
   MemberName promoted_;
   std::map<uint64_t, uint64_t> acked_;  // branch -> highest acknowledged commit position
   std::set<std::pair<uint64_t, uint64_t>> lost_;

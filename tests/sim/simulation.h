@@ -53,6 +53,11 @@ struct SimOptions {
   // A deliberately broken shell: when it applies synchronous_standby_names it also writes the
   // new standbys into `sync` at once, before they are synchronous and caught up.
   bool break_sync_order = false;
+  // Maintenance mode: once the cluster first converges every member is paused
+  // (HaConfig::pause); the fault phase then runs paused and the checker fails on any
+  // promotion, start, rewind, re-clone or initdb a paused member decides; at the end of the
+  // faults the cluster is resumed and must converge again.
+  bool paused = false;
   size_t trace_lines = 60;
 };
 
