@@ -133,6 +133,7 @@ std::shared_ptr<const api::ApiSnapshot> BuildSnapshot(const SnapshotInput& in) {
         cm.replay_lsn = m.replayed_lsn;
       }
       cm.tags = ApiTags(m.tags);
+      cm.pending_restart = m.pending_restart;
       c.members.push_back(std::move(cm));
     }
     c.synchronous_mode = in.synchronous_mode;

@@ -123,6 +123,7 @@ std::string EncodeMember(const core::Member& m) {
       {"current_lsn", m.current_lsn.value()},
       {"tags", tags},
   };
+  if (m.pending_restart) j["pending_restart"] = true;  // as Patroni: only when set
   return j.dump();
 }
 
@@ -148,6 +149,7 @@ Result<core::Member> DecodeMember(const std::string& key, std::string_view name,
     m.received_lsn = j.contains("received_lsn") ? LsnField(j, "received_lsn") : xlog;
     m.replayed_lsn = j.contains("replayed_lsn") ? LsnField(j, "replayed_lsn") : xlog;
     m.current_lsn = j.contains("current_lsn") ? LsnField(j, "current_lsn") : xlog;
+    m.pending_restart = BoolTag(j, "pending_restart");  // display only: lenient (true/"true")
     if (j.contains("tags")) {
       const json& t = j.at("tags");
       if (!t.is_object()) throw std::invalid_argument("tags is not an object");

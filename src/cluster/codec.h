@@ -15,7 +15,8 @@
 namespace pgwarden::cluster {
 
 // members/<name>: {"conn_url", "api_url", "state", "role", "timeline", "xlog_location",
-// "received_lsn", "replayed_lsn", "current_lsn", "tags": {...}}.
+// "received_lsn", "replayed_lsn", "current_lsn", "tags": {...}, "pending_restart": true (only
+// when set, as Patroni)}.
 std::string EncodeMember(const core::Member& member);
 Result<core::Member> DecodeMember(const std::string& key, std::string_view name,
                                   std::string_view json);

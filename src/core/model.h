@@ -43,6 +43,9 @@ struct Member {
   Lsn replayed_lsn;  // replicas: WAL replayed
   Lsn current_lsn;   // primary: current WAL write position
   Tags tags;
+  // A changed PostgreSQL parameter waits for a restart (pg_settings.pending_restart); Patroni's
+  // `pending_restart: true` in the member key, patronictl's "Pending restart" column.
+  bool pending_restart = false;
   int64_t lease = 0;  // the lease the key is attached to (0: none)
   friend bool operator==(const Member&, const Member&) = default;
 };
@@ -166,6 +169,9 @@ struct LocalPostgres {
   std::vector<StandbyReplication> replication;
   Lsn flush_lsn;
   std::optional<SyncStandbyNames> sync_standby_names;
+  // Running: some pg_settings row has pending_restart (a parameter changed by a reload needs a
+  // restart). Published in the member key (Member::pending_restart).
+  bool pending_restart = false;
 
   bool Running() const { return state == ProcessState::kRunning; }
   // Could be accepting writes: a running or starting primary.

@@ -320,6 +320,17 @@ TEST_F(ApiReadTest, ClusterHasPatroniShape) {
   EXPECT_EQ(Get("/cluster").status, 503);
 }
 
+TEST_F(ApiReadTest, ClusterShowsPendingRestartFromTheMemberKeys) {
+  ApiSnapshot s = ReplicaSnapshot();
+  for (auto& m : s.cluster->members) m.pending_restart = m.name == "n3";
+  Publish(s);
+  Json j = Json::parse(Get("/cluster").body);
+  ASSERT_EQ(j["members"].size(), 3u);
+  EXPECT_FALSE(j["members"][0].contains("pending_restart"));
+  EXPECT_FALSE(j["members"][1].contains("pending_restart"));
+  EXPECT_EQ(j["members"][2]["pending_restart"], true);
+}
+
 TEST_F(ApiReadTest, HistoryAndConfig) {
   Publish(PrimarySnapshot());
   Json history = Json::parse(Get("/history").body);

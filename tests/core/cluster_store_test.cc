@@ -125,11 +125,44 @@ TEST_F(ClusterStoreTest, MembersAreReadBackWithTheirLease) {
   m.replayed_lsn = Lsn(0x3000000);
   m.tags.nofailover = true;
   m.tags.failover_priority = 3;
+  m.pending_restart = true;
   ASSERT_TRUE(store_.WriteMember(m, lease2_));
   core::ClusterView v = View();
   ASSERT_EQ(v.members.count(kN2), 1u);
   m.lease = lease2_;
   EXPECT_EQ(v.members[kN2], m);
+}
+
+TEST_F(ClusterStoreTest, PendingRestartIsWrittenAsPatroniDoes) {
+  core::Member m;
+  m.name = kN2;
+  m.role = core::MemberRole::kReplica;
+  m.state = core::PgState::kRunning;
+  ASSERT_TRUE(store_.WriteMember(m, lease2_));
+  auto plain = dcs_.Get("/service/pg1/members/n2");
+  ASSERT_TRUE(plain && plain->kvs.size() == 1u);
+  EXPECT_EQ(plain->kvs[0].value.find("pending_restart"), std::string::npos) << "only when set";
+  EXPECT_FALSE(View().members.at(kN2).pending_restart);
+
+  m.pending_restart = true;
+  ASSERT_TRUE(store_.WriteMember(m, lease2_));
+  auto set = dcs_.Get("/service/pg1/members/n2");
+  ASSERT_TRUE(set && set->kvs.size() == 1u);
+  EXPECT_NE(set->kvs[0].value.find("\"pending_restart\":true"), std::string::npos)
+      << set->kvs[0].value;
+  EXPECT_TRUE(View().members.at(kN2).pending_restart);
+
+  // Patroni's own key, and a lenient read of odd values (display only, never skips the member).
+  ASSERT_TRUE(dcs_.Put("/service/pg1/members/n3",
+                       R"({"state": "running", "role": "replica", "pending_restart": true})", 0));
+  ASSERT_TRUE(dcs_.Put("/service/pg1/members/n4",
+                       R"({"state": "running", "role": "replica", "pending_restart": "true"})", 0));
+  ASSERT_TRUE(dcs_.Put("/service/pg1/members/n5",
+                       R"({"state": "running", "role": "replica", "pending_restart": 1})", 0));
+  core::ClusterView v = View();
+  EXPECT_TRUE(v.members.at(MemberName("n3")).pending_restart);
+  EXPECT_TRUE(v.members.at(MemberName("n4")).pending_restart);
+  EXPECT_FALSE(v.members.at(MemberName("n5")).pending_restart);
 }
 
 TEST_F(ClusterStoreTest, AMalformedMemberIsReportedAndSkipped) {
