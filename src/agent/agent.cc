@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "agent/agent_internal.h"
@@ -101,6 +102,7 @@ Result<void> Agent::StartThreads() {
   auto watch_dcs = dcs::EtcdDcs::Create(MakeEtcdOptions(node_, ha_.retry_timeout));
   if (!watch_dcs) return Fail(watch_dcs.error());
 
+  if (auto r = StartWatchdog(); !r) return r;
   keeper_->Start();
   worker_->Start();
   prober_->Start();
@@ -165,6 +167,7 @@ void Agent::FenceLoop() {
     std::this_thread::sleep_for(kFencePeriod);
     const int64_t end_ns = keeper_->LeaseEndNs();
     const bool lost = fence_now_.exchange(false);
+    if (watchdog_) FeedWatchdog(end_ns);
     if (!lost && end_ns == 0) continue;  // no lease confirmed yet: the core decides at startup
     const SteadyTime now = SteadyClock::now();
     const SteadyTime fence_at =
@@ -178,6 +181,58 @@ void Agent::FenceLoop() {
                    lost ? "the lease is lost" : "no keep-alive confirmed within ttl - 500ms", late);
       leader_flag_ = false;
       Wake();
+    }
+  }
+}
+
+std::optional<std::string> Agent::WatchdogLog() const {
+  if (node_.log.dir.empty()) return std::nullopt;  // the agent's own stderr
+  return node_.log.dir + "/watchdog.log";
+}
+
+Result<void> Agent::StartWatchdog() {
+  if (node_.watchdog == config::WatchdogMode::kOff) {
+    spdlog::info("watchdog: off (watchdog.mode)");
+    return Ok();
+  }
+  // The watchdog outlives a frozen or killed agent and fences PostgreSQL at its deadline
+  // (docs/watchdog.md). This very binary: /proc/self/exe resolved (readable in ps), or the link
+  // itself when the file was replaced meanwhile (a package upgrade).
+  std::error_code ec;
+  const std::string resolved = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  watchdog_exe_ = ec || resolved.ends_with(" (deleted)") ? "/proc/self/exe" : resolved;
+  auto wd = std::make_unique<WatchdogClient>();
+  if (auto r = wd->Start(watchdog_exe_, WatchdogLog()); !r) {
+    if (node_.watchdog == config::WatchdogMode::kRequired) {
+      return Fail(r.error().code, "watchdog.mode is required: " + r.error().message);
+    }
+    spdlog::warn("running without the watchdog: {}", r.error().ToString());
+    return Ok();
+  }
+  spdlog::info("watchdog {} started", wd->pid());
+  watchdog_ = std::move(wd);
+  return Ok();
+}
+
+void Agent::FeedWatchdog(int64_t lease_end_ns) {
+  Result<bool> sent = true;
+  if (!MayAcceptWrites()) {
+    sent = watchdog_->Disarm();
+  } else if (const pid_t pm = worker_->CachedPostmasterPid(); pm > 0 && lease_end_ns != 0) {
+    sent = watchdog_->Arm(WatchdogDeadline(SteadyTime(std::chrono::nanoseconds(lease_end_ns)),
+                                           config::HaTiming::kFenceMargin),
+                          pm, node_.postgresql.data_dir);
+  }  // else no lease end (lost / not yet confirmed): the last arm stays in force
+  if (sent && *sent) return;
+  const SteadyTime now = SteadyClock::now();
+  if (now - watchdog_complained_ < seconds(10)) return;
+  watchdog_complained_ = now;
+  spdlog::warn("watchdog: {}", sent ? std::string("its pipe is full (frozen?): command dropped")
+                                    : sent.error().ToString());
+  if (!sent && sent.error().code == ErrorCode::kUnavailable) {  // it died: start a new one
+    watchdog_->Stop(milliseconds(100));
+    if (auto r = watchdog_->Start(watchdog_exe_, WatchdogLog()); !r) {
+      spdlog::warn("watchdog restart: {}", r.error().ToString());
     }
   }
 }
@@ -523,6 +578,7 @@ void Agent::Shutdown() {
   }
   if (watch_thread_.joinable()) watch_thread_.join();
   if (fence_thread_.joinable()) fence_thread_.join();
+  if (watchdog_) watchdog_->Stop();  // PostgreSQL is stopped by now: disarm, let it exit
   if (keeper_) keeper_->StopAndRevoke();
   if (server_) server_->Stop();
   if (prober_) prober_->Stop();

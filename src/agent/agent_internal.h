@@ -14,6 +14,7 @@
 #include "agent/config_patch.h"
 #include "agent/lease_keeper.h"
 #include "agent/pg_worker.h"
+#include "agent/watchdog.h"
 #include "api/http_server.h"
 #include "api/patroni_api.h"
 #include "cluster/cluster_store.h"
@@ -139,6 +140,10 @@ class Agent {
   Result<void> QueueOperatorRequest(std::shared_ptr<OperatorRequest> request,
                                     Duration submit_timeout);
   void FenceLoop();
+  // Arms / disarms the watchdog from the fence thread (docs/watchdog.md). Never blocks.
+  void FeedWatchdog(int64_t lease_end_ns);
+  Result<void> StartWatchdog();  // control thread, before any other thread starts
+  std::optional<std::string> WatchdogLog() const;  // nullopt: the agent's stderr
   void WatchLoop();
   void Publish(const core::Decision& decision);
   void Shutdown();
@@ -192,6 +197,9 @@ class Agent {
   std::mutex op_mu_;
   std::shared_ptr<OperatorRequest> operator_request_;  // guarded by op_mu_
   std::thread fence_thread_;
+  std::unique_ptr<WatchdogClient> watchdog_;  // null: it could not start; fence thread only
+  SteadyTime watchdog_complained_{};         // rate limit of its warnings (fence thread)
+  std::string watchdog_exe_;
   std::thread watch_thread_;
   std::unique_ptr<dcs::Watch> watch_;
   std::mutex watch_mu_;

@@ -224,6 +224,7 @@ void PgWorker::StatusLoop() {
       if (cv_.wait_for(lock, options_.poll_interval, [this] { return stop_; })) return;
     }
     PgFacts facts = Observe(pg, SteadyClock::now());
+    cached_postmaster_pid_ = PostmasterPid().value_or(0);
     const bool primary = facts.local.Running() && facts.local.role == core::PgRole::kPrimary;
     Publish(facts);
     std::optional<std::vector<std::string>> want;

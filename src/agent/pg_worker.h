@@ -108,6 +108,9 @@ class PgWorker {
   // `initialize` now holds our system identifier: the bootstrap is complete.
   void ConfirmBootstrap();
   std::optional<pid_t> PostmasterPid() const;
+  // The postmaster's pid as the status thread last saw it (0: none), without touching the disk:
+  // for the fence thread, which a hung file system must never block.
+  pid_t CachedPostmasterPid() const { return cached_postmaster_pid_.load(); }
   // The last upstream the worker configured (primary_conninfo); nullopt: none or unknown.
   std::optional<MemberName> Upstream() const;
 
@@ -129,6 +132,7 @@ class PgWorker {
   PgWorkerOptions options_;
   std::function<void()> on_change_;
 
+  std::atomic<pid_t> cached_postmaster_pid_{0};
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -142,6 +142,11 @@ struct LogConfig {
   uint64_t file_size = 25'000'000;  // bytes, Patroni's default
 };
 
+// Patroni's `watchdog.mode`. pgwarden's watchdog is a separate process, not /dev/watchdog
+// (docs/watchdog.md): `off` runs without it; `automatic` (default) runs without it when it cannot
+// start; `required` makes the agent refuse to start without it.
+enum class WatchdogMode { kOff, kAutomatic, kRequired };
+
 // The `pgwarden:` section: settings with no Patroni counterpart.
 struct PgwardenSettings {
   // The OS user PostgreSQL's programs run as when pgwarden itself runs as root.
@@ -161,6 +166,7 @@ struct Config {
   PostgresqlConfig postgresql;
   Tags tags;
   LogConfig log;
+  WatchdogMode watchdog = WatchdogMode::kAutomatic;
   PgwardenSettings pgwarden;
 
   // "/service/demo/": where this cluster's keys live in etcd.

@@ -21,7 +21,7 @@ constexpr size_t kMaxConfigBytes = 1 << 20;
 
 // Top-level sections of Patroni's file that pgwarden does not implement (other DCSs included).
 constexpr std::string_view kUnimplementedTop[] = {
-    "ctl", "watchdog", "consul", "zookeeper", "exhibitor", "kubernetes", "raft", "citus",
+    "ctl", "consul", "zookeeper", "exhibitor", "kubernetes", "raft", "citus",
 };
 constexpr std::string_view kUnimplementedRestapi[] = {
     "keyfile_password",
@@ -489,6 +489,29 @@ void ReadPgwarden(MapReader& root, Config* c) {
   m.Finish();
 }
 
+void ReadWatchdog(MapReader& root, Config* c) {
+  MapReader m = root.Child("watchdog");
+  if (const Node* n = m.Get("mode")) {
+    if (std::optional<std::string> t = MapReader::AsString(m.diag(), *n, m.PathOf("mode"))) {
+      std::string v;
+      for (char ch : *t) v += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (v == "off" || v == "false" || v == "no") {  // YAML 1.1 reads `off` as false
+        c->watchdog = WatchdogMode::kOff;
+      } else if (v == "automatic") {
+        c->watchdog = WatchdogMode::kAutomatic;
+      } else if (v == "required") {
+        c->watchdog = WatchdogMode::kRequired;
+      } else {
+        m.diag().Error(n->mark, m.PathOf("mode"),
+                       "expected one of off, automatic, required, got `" + *t + "`");
+      }
+    }
+  }
+  // /dev/watchdog settings: pgwarden's watchdog is a process (docs/watchdog.md).
+  m.Unimplemented({"device", "driver", "safety_margin"});
+  m.Finish();
+}
+
 void ReadConfig(MapReader& root, Config* c) {
   root.String("scope", &c->scope);
   ReadNamespace(root, &c->dcs_namespace);
@@ -499,6 +522,7 @@ void ReadConfig(MapReader& root, Config* c) {
   ReadPostgresql(root, c);
   ReadTags(root, c);
   ReadLogSection(root, &c->log);
+  ReadWatchdog(root, c);
   ReadPgwarden(root, c);
   for (std::string_view k : kUnimplementedTop) root.Unimplemented(k);
   root.Finish();

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "launch/host.h"
 #include "support/cluster_harness.h"
 
 namespace pgwarden::testing {
@@ -230,8 +231,9 @@ TEST_F(AgentCluster, FrozenPrimaryNeverAcceptsWritesAfterResuming) {
   ASSERT_FALSE(HasFailure());
   ASSERT_EQ(Write(p, "before-freeze", 20), 20);
   ASSERT_TRUE(WaitReplicated(p, seconds(10)));
-  c().FreezeAgent(p);
-  c().FreezePostgres(p);
+  // The whole host: the agent, its watchdog (which would otherwise fence the frozen PostgreSQL
+  // and spare the agent's own check on resume) and PostgreSQL.
+  const launch::FrozenHost host = launch::FreezeHost(c().node(p).agent.pid(), c().node(p).data_dir);
   c().node(p).frozen = true;
   std::optional<size_t> np;
   const bool elected = ClusterHarness::WaitFor(
@@ -244,8 +246,7 @@ TEST_F(AgentCluster, FrozenPrimaryNeverAcceptsWritesAfterResuming) {
   if (elected) acked_by_new = Write(*np, "new-primary", 20);
   // Resume: the agent first (as after a VM pause both resume; the agent's fence check runs
   // before anything else), then PostgreSQL.
-  c().ThawAgent(p);
-  c().ThawPostgres(p);
+  launch::ThawHost(host);
   c().node(p).frozen = false;
   ASSERT_TRUE(elected) << "no new primary while the old one was frozen";
   ASSERT_EQ(acked_by_new, 20);
@@ -266,6 +267,49 @@ TEST_F(AgentCluster, FrozenPrimaryNeverAcceptsWritesAfterResuming) {
   EXPECT_EQ(Count(np2, "new-primary"), 20);
   EXPECT_EQ(Count(np2, "before-freeze"), 20);
   EXPECT_EQ(Count(np2, "old-primary-after-resume"), 0);
+}
+
+// A process that exists and is not a zombie (an exited postmaster may wait to be reaped).
+bool Running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+}
+
+// Only the agent freezes (a stall, a stuck syscall) while PostgreSQL keeps running as primary:
+// the watchdog process fences PostgreSQL before the lease can expire, so the old primary stops
+// accepting writes before a replica is promoted (docs/watchdog.md). Without it this is split
+// brain: the old primary would accept writes until the agent resumes.
+TEST_F(AgentCluster, WatchdogFencesPostgresWhenOnlyTheAgentFreezes) {
+  size_t p = WaitHealthy(seconds(30));
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(Write(p, "before-agent-freeze", 10), 10);
+  ASSERT_TRUE(WaitReplicated(p, seconds(10)));
+  const std::optional<pid_t> old_postmaster = c().PostmasterPid(p);
+  ASSERT_TRUE(old_postmaster.has_value());
+  c().FreezeAgent(p);
+  c().node(p).frozen = true;
+  std::optional<size_t> np;
+  const bool elected = ClusterHarness::WaitFor(
+      [&] {
+        np = c().Primary();
+        return np && *np != p;
+      },
+      seconds(20));
+  // At the promotion the old postmaster is already gone, and nothing writes on its port.
+  const bool old_alive = Running(*old_postmaster);
+  auto w = c().Sql(p, "INSERT INTO t(tag) VALUES ('old-primary-agent-frozen')", milliseconds(500));
+  c().ThawAgent(p);
+  c().node(p).frozen = false;
+  ASSERT_TRUE(elected) << "no new primary while the old primary's agent was frozen";
+  EXPECT_FALSE(old_alive) << "the old postmaster still ran when the new primary was there";
+  EXPECT_FALSE(w.has_value()) << "the old primary accepted a write after the promotion";
+  size_t np2 = WaitHealthy(seconds(60));
+  ASSERT_FALSE(HasFailure());
+  EXPECT_EQ(Count(np2, "before-agent-freeze"), 10);
+  EXPECT_EQ(Count(np2, "old-primary-agent-frozen"), 0);
 }
 
 // etcd goes away: the primary cannot renew its lease and stops accepting writes within ttl;

@@ -112,7 +112,8 @@ TEST(LoadConfig, CompletePatroniYmlLoadsWithOneWarningNamingTheUnimplementedKeys
                 "`postgresql.authentication.rewind.sslmode` (line 88), "
                 "`postgresql.create_replica_methods` (line 96), `postgresql.pgbackrest` (line "
                 "99), `postgresql.basebackup` (line 103), `postgresql.callbacks` (line 106), "
-                "`watchdog` (line 111), `log.format` (line 129)");
+                "`watchdog.device` (line 113), `watchdog.safety_margin` (line 114), `log.format` "
+                "(line 129)");
 
   const Config& c = r->config;
   EXPECT_EQ(c.scope, "orders");
@@ -241,6 +242,24 @@ TEST(LoadConfig, PatroniSpellingsOfListsAndAddresses) {
   EXPECT_EQ(c.postgresql.listen.port, 5433);
   EXPECT_EQ(c.postgresql.connect_address, (HostPort{"127.0.0.1", 5433}));
   EXPECT_THAT(c.bootstrap.initdb, ElementsAre(InitdbOption{"encoding", "UTF8"}));
+}
+
+TEST(LoadConfig, WatchdogModeIsPatronis) {
+  EXPECT_EQ(Load(kMinimal).config.watchdog, WatchdogMode::kAutomatic);
+  EXPECT_EQ(Load(With("watchdog: {mode: off}\n")).config.watchdog, WatchdogMode::kOff);
+  EXPECT_EQ(Load(With("watchdog: {mode: Required}\n")).config.watchdog,
+            WatchdogMode::kRequired);
+}
+
+TEST(ConfigErrors, UnknownWatchdogModeNamesTheChoices) {
+  ScratchDir dir;
+  std::string path = dir.Sub("node.yml");
+  std::ofstream(path) << With("watchdog:\n  mode: sometimes\n");
+  Result<LoadedConfig> r = LoadConfigFile(path);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().message,
+              ::testing::HasSubstr(path + ":11:9: watchdog.mode: expected one of off, automatic, "
+                                          "required, got `sometimes`"));
 }
 
 TEST(LoadConfig, ConnectAddressAloneGivesListen) {
@@ -513,7 +532,7 @@ TEST(LoadConfigFile, ErrorsNameTheFile) {
 TEST(CheckConfigCommand, GoodFilePrintsWarningsAndReturnsZero) {
   ScratchDir dir;
   std::string path = dir.Sub("node.yml");
-  std::ofstream(path) << With("watchdog: {mode: off}\n");
+  std::ofstream(path) << With("ctl: {insecure: true}\n");
   std::ostringstream out, err;
   EXPECT_EQ(CheckConfigCommand(path, out, err), 0);
   EXPECT_EQ(out.str(), path +
@@ -521,7 +540,7 @@ TEST(CheckConfigCommand, GoodFilePrintsWarningsAndReturnsZero) {
                            "every 500ms)\n");
   EXPECT_EQ(err.str(), "warning: " + path +
                            ": accepted but not implemented by pgwarden yet, so ignored: "
-                           "`watchdog` (line 10)\n");
+                           "`ctl` (line 10)\n");
 }
 
 TEST(CheckConfigCommand, BadFilePrintsEveryErrorAndReturnsTwo) {
