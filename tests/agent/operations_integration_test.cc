@@ -11,7 +11,10 @@
 //     old lease is revoked, and nobody fails over;
 //   - POST /restart on the leader (new postmaster, same leader throughout, no history entry) and
 //     on a replica; POST /reinitialize on a replica (re-cloned, streams again, has the rows);
-//   - a switchover publishes the old leader's member state "stopping" before it stops.
+//   - a switchover publishes the old leader's member state "stopping" before it stops;
+//   - maintenance mode (`pgwarden pause` / `resume`): while paused, the primary's agent killed
+//     (SIGKILL, PostgreSQL left running) lets the leader key expire and nobody takes it; after
+//     the resume a replica is elected.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -443,6 +446,80 @@ TEST_F(OperationsCluster, SwitchoverPublishesStoppingFirst) {
   EXPECT_TRUE(ClusterHarness::WaitFor(
       [&] { return c().Primary() && *c().Primary() != p && Streaming(*c().Primary(), 2); },
       seconds(30)));
+}
+
+TEST_F(OperationsCluster, PausedClusterDoesNotFailOverUntilResumed) {
+  const size_t p = *c().Primary();
+  const std::string leader = c().node(p).name;
+  const size_t r = Replicas(p).front();
+  auto cli = [&](std::vector<std::string> args) {
+    Command cmd;
+    cmd.argv = {PGWARDEN_BINARY};
+    cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
+    cmd.argv.push_back("-c");
+    cmd.argv.push_back(c().node(r).config_path);
+    auto out = pgwarden::Run(cmd, seconds(60));
+    EXPECT_TRUE(out) << out.error().ToString();
+    return out ? *out : ProcessResult{};
+  };
+  auto pause = cli({"pause", "--wait", "--timeout", "20"});
+  ASSERT_EQ(pause.exit_code, 0) << pause.output;
+  EXPECT_NE(pause.output.find("Success: cluster management is paused"), std::string::npos)
+      << pause.output;
+  EXPECT_EQ(Json::parse(Value("config"))["pause"], true) << Value("config");
+  for (size_t i = 0; i < c().size(); ++i) {
+    auto j = Json::parse(c().Get(i, "/patroni").second, nullptr, false);
+    EXPECT_TRUE(j.is_object() && j.value("pause", false)) << c().node(i).name << ": " << j.dump();
+  }
+  auto list = cli({"list"});
+  EXPECT_NE(list.output.find("\n Maintenance mode: on\n"), std::string::npos) << list.output;
+  auto again = cli({"pause"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.output.find("Cluster is already paused"), std::string::npos) << again.output;
+  // The paused leader keeps its key (ttl is 2 s) and its primary.
+  const int64_t lease = Key("leader") ? Key("leader")->lease : 0;
+  std::this_thread::sleep_for(seconds(3));
+  EXPECT_EQ(Value("leader"), leader);
+  EXPECT_EQ(Key("leader") ? Key("leader")->lease : 0, lease);
+  EXPECT_EQ(c().Primary(), p);
+
+  // The primary's agent dies; its PostgreSQL keeps running. The key expires, nobody takes it.
+  c().KillAgent(p);
+  ASSERT_TRUE(ClusterHarness::WaitFor([&] { return !Key("leader"); }, seconds(10)))
+      << "the leader key of the killed agent did not expire";
+  const auto expired_at = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < expired_at + seconds(6)) {  // 3 x ttl
+    ASSERT_FALSE(Key("leader")) << "paused, yet " << Value("leader") << " took the leader key";
+    for (size_t i : Replicas(p)) {
+      ASSERT_EQ(c().SqlValue(i, "SELECT pg_is_in_recovery()").value_or("?"), "t")
+          << c().node(i).name << " was promoted while paused";
+    }
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+
+  auto resume = cli({"resume", "--wait", "--timeout", "20"});
+  ASSERT_EQ(resume.exit_code, 0) << resume.output;
+  EXPECT_NE(resume.output.find("Success: cluster management is resumed"), std::string::npos)
+      << resume.output;
+  EXPECT_FALSE(Json::parse(Value("config")).contains("pause")) << Value("config");
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        const std::string l = Value("leader");
+        return !l.empty() && l != leader;
+      },
+      seconds(20)))
+      << "no new leader after the resume";
+  const std::string elected = Value("leader");
+  EXPECT_NE(elected, leader);
+  // The old primary's agent comes back: it demotes, rewinds and follows the new leader.
+  ASSERT_TRUE(c().StartAgent(p));
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto np = c().Primary();
+        return np && c().node(*np).name == elected && Streaming(*np, 2);
+      },
+      seconds(60)))
+      << "the cluster did not converge on " << elected;
 }
 
 }  // namespace
