@@ -299,6 +299,7 @@ PgFacts PgWorker::Observe(postgres::LocalPostgres& pg, SteadyTime started) {
       if (status->current_wal_lsn) l.write_lsn = *status->current_wal_lsn;
       if (status->received_lsn) l.received_lsn = *status->received_lsn;
       if (status->replayed_lsn) l.replayed_lsn = *status->replayed_lsn;
+      l.pending_restart = !status->pending_restart.empty();
       f.status = *status;
       if (!status->in_recovery && !status->replication.empty()) {
         // Synchronous replication: the core needs a flush LSN read AFTER the rows (Status()
