@@ -202,6 +202,7 @@ void Turn::MaybeWriteMember() {
   m.received_lsn = pg_.received_lsn;
   m.replayed_lsn = pg_.replayed_lsn;
   m.current_lsn = pg_.write_lsn;
+  m.pending_restart = pg_.pending_restart;
   switch (pg_.state) {
     case ProcessState::kStopped:
       m.state = PgState::kStopped;

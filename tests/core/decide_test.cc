@@ -709,6 +709,24 @@ TEST_F(DecideTest, MemberKeyIsWrittenOnChangeAndRefreshedEveryLoopWait) {
   EXPECT_TRUE(Has(Run(), "WriteMember"));
 }
 
+TEST_F(DecideTest, PendingRestartIsPublishedInTheMemberKeyAtOnce) {
+  LeaderIs(kN1, kOtherLease);
+  obs_.pg = RunningReplica(Lsn(5000), kN1);
+  Decision d = Run();
+  for (const Action& a : d.actions) {
+    if (auto* w = std::get_if<WriteMember>(&a)) View().members[kN2] = w->member;
+  }
+  memory_ = d.next;
+  ASSERT_FALSE(Has(Run(), "WriteMember"));
+  obs_.pg.pending_restart = true;  // a change, not a refresh: written before loop_wait
+  d = Run();
+  bool written = false;
+  for (const Action& a : d.actions) {
+    if (auto* w = std::get_if<WriteMember>(&a)) written = w->member.pending_restart;
+  }
+  EXPECT_TRUE(written);
+}
+
 TEST(HaConfigTest, TimingRule) {
   HaConfig c = Config(kN1);
   EXPECT_EQ(c.Check(), "");
