@@ -84,6 +84,7 @@ ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView
       row.lag_bytes = reference->BytesSince(pos);
     }
     row.tags = TagsText(m.tags);
+    row.pending_restart = m.pending_restart;
     table.rows.push_back(std::move(row));
   }
   if (view.config_json) {
@@ -103,13 +104,18 @@ ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView
 
 std::string RenderTable(const ClusterTable& table) {
   std::vector<std::string> headers = {"Member", "Host", "Role", "State", "TL", "Lag in MB"};
+  // Like patronictl, the optional columns appear only when some member has a value.
+  bool any_pending = std::any_of(table.rows.begin(), table.rows.end(),
+                                 [](const MemberRow& r) { return r.pending_restart; });
   bool any_tags = std::any_of(table.rows.begin(), table.rows.end(),
                               [](const MemberRow& r) { return !r.tags.empty(); });
+  if (any_pending) headers.emplace_back("Pending restart");
   if (any_tags) headers.emplace_back("Tags");
   std::vector<std::vector<std::string>> cells;
   for (const auto& r : table.rows) {
     std::vector<std::string> line = {
         r.member, r.host, r.role, r.state, r.timeline ? std::to_string(r.timeline) : "", LagMb(r)};
+    if (any_pending) line.push_back(r.pending_restart ? "*" : "");
     if (any_tags) line.push_back(r.tags);
     cells.push_back(std::move(line));
   }
@@ -154,6 +160,7 @@ std::string RenderJson(const ClusterTable& table) {
                         {"State", r.state}};
     if (r.timeline) j["TL"] = r.timeline;
     if (r.lag_bytes) j["Lag in MB"] = static_cast<double>(*r.lag_bytes) / 1048576.0;
+    if (r.pending_restart) j["Pending restart"] = "*";
     if (!r.tags.empty()) j["Tags"] = r.tags;
     out.push_back(std::move(j));
   }

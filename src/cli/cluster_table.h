@@ -19,6 +19,7 @@ struct MemberRow {
   uint32_t timeline = 0;
   std::optional<uint64_t> lag_bytes;  // replicas: behind the leader's last known position
   std::string tags;                   // "nofailover, noloadbalance" ...
+  bool pending_restart = false;       // a changed parameter waits for a restart
 };
 
 struct ClusterTable {

@@ -103,6 +103,21 @@ TEST(ClusterTable, MaintenanceModeLineUnderTheTableOnlyWhenPaused) {
   EXPECT_FALSE(BuildClusterTable("demo", view).paused);
 }
 
+TEST(ClusterTable, PendingRestartColumnOnlyWhenAMemberNeedsARestart) {
+  auto view = ThreeMembers();
+  EXPECT_EQ(RenderTable(BuildClusterTable("demo", view)).find("Pending restart"),
+            std::string::npos);
+  view.members[MemberName("n3")].pending_restart = true;
+  auto table = BuildClusterTable("demo", view);
+  EXPECT_TRUE(table.rows[2].pending_restart);
+  std::string text = RenderTable(table);
+  EXPECT_NE(text.find("| Lag in MB | Pending restart |"), std::string::npos) << text;
+  EXPECT_NE(text.find("|        32 | *               |"), std::string::npos) << text;
+  auto json = nlohmann::json::parse(RenderJson(table));
+  EXPECT_EQ(json[2]["Pending restart"], "*");
+  EXPECT_FALSE(json[1].contains("Pending restart"));
+}
+
 TEST(ClusterTable, JsonUsesPatronictlFieldNames) {
   auto json = nlohmann::json::parse(RenderJson(BuildClusterTable("demo", ThreeMembers())));
   ASSERT_EQ(json.size(), 3u);
