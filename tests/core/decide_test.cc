@@ -1,11 +1,11 @@
 // Decide(): observation in, decision out. No mocks: each test builds the facts a member sees
 // and checks the actions and the memory it gets back.
-#include "core/decide.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
+
+#include "scene.h"
 
 namespace pgwarden::core {
 namespace {
@@ -13,96 +13,16 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const MemberName kN1("n1");
-const MemberName kN2("n2");
-const MemberName kN3("n3");
-constexpr int64_t kLease = 77;
-constexpr int64_t kOtherLease = 88;
-
-HaConfig Config(const MemberName& name) {
-  HaConfig c;
-  c.name = name;
-  c.ttl = seconds(5);
-  c.loop_wait = seconds(1);
-  c.retry_timeout = seconds(2);
-  c.fence_margin = seconds(1);
-  c.maximum_lag_on_failover = 1000;
-  c.primary_start_timeout = seconds(10);
-  c.switchover_timeout = seconds(10);
-  return c;
-}
-
-Member MemberOf(const MemberName& name, MemberRole role, Lsn lsn, int64_t lease = 1) {
-  Member m;
-  m.name = name;
-  m.role = role;
-  m.state = PgState::kRunning;
-  m.timeline = Timeline(1);
-  m.received_lsn = lsn;
-  m.replayed_lsn = lsn;
-  m.current_lsn = lsn;
-  m.lease = lease;
-  return m;
-}
-
-LocalPostgres RunningReplica(Lsn lsn, std::optional<MemberName> upstream = std::nullopt) {
-  LocalPostgres pg;
-  pg.data_dir = DataDirState::kInitialized;
-  pg.system_identifier = "7000";
-  pg.state = ProcessState::kRunning;
-  pg.role = PgRole::kReplica;
-  pg.timeline = Timeline(1);
-  pg.received_lsn = lsn;
-  pg.replayed_lsn = lsn;
-  pg.upstream = upstream;
-  return pg;
-}
-
-LocalPostgres RunningPrimary(Lsn lsn, Timeline tl = Timeline(1)) {
-  LocalPostgres pg;
-  pg.data_dir = DataDirState::kInitialized;
-  pg.system_identifier = "7000";
-  pg.state = ProcessState::kRunning;
-  pg.role = PgRole::kPrimary;
-  pg.timeline = tl;
-  pg.write_lsn = lsn;
-  return pg;
-}
-
-PeerStatus Peer(PgRole role, Lsn lsn, Tags tags = {}) {
-  PeerStatus p;
-  p.reachable = true;
-  p.running = true;
-  p.role = role;
-  p.timeline = Timeline(1);
-  p.received_lsn = lsn;
-  p.replayed_lsn = lsn;
-  p.tags = tags;
-  return p;
-}
-
-class DecideTest : public ::testing::Test {
+// The base scene (scene.h) seen by n2, a replica of n1 (FollowerCast: n1 primary, n2 and
+// n3 replicas, all at 5000; no leader key), with the tuned Config(kN2).
+class DecideTest : public Scene {
  protected:
   DecideTest() {
-    now_ = SteadyTime(std::chrono::hours(100));
-    obs_.now = now_;
-    obs_.wall_now = SystemTime(seconds(1'800'000'000));
-    obs_.lease.id = kLease;
-    obs_.lease.last_confirmed_send = now_ - milliseconds(200);
-    ClusterView v;
-    v.initialize = "7000";
-    v.members[kN1] = MemberOf(kN1, MemberRole::kPrimary, Lsn(5000), kOtherLease);
-    v.members[kN2] = MemberOf(kN2, MemberRole::kReplica, Lsn(5000), kLease);
-    v.members[kN3] = MemberOf(kN3, MemberRole::kReplica, Lsn(5000), 99);
-    v.status = LeaderStatus{Lsn(5000)};
-    v.revision = 10;
-    obs_.cluster = v;
+    FollowerCast();
+    View().revision = 10;
+    config_ = Config(kN2);
   }
 
-  ClusterView& View() { return *obs_.cluster; }
-  void LeaderIs(const MemberName& who, int64_t lease) {
-    View().leader = LeaderKey{who, lease, 5, 5};
-  }
   // n1 (the test's own member) is the leader with a running primary.
   void SelfLeader() {
     config_ = Config(kN1);
@@ -111,40 +31,12 @@ class DecideTest : public ::testing::Test {
     View().members[kN2].lease = 2;
     LeaderIs(kN1, kLease);
   }
-  Decision Run() { return Decide(memory_, obs_, config_); }
-  // Time passes with the lease kept alive.
-  void AdvanceTo(SteadyTime t) {
-    now_ = t;
-    obs_.now = t;
-    obs_.lease.last_confirmed_send = t - milliseconds(200);
-  }
-
-  static std::vector<std::string> Names(const Decision& d) {
-    std::vector<std::string> out;
-    for (const Action& a : d.actions) {
-      if (!std::holds_alternative<WriteMember>(a)) out.push_back(Describe(a));
-    }
-    return out;
-  }
-  static bool Has(const Decision& d, const std::string& name) {
-    for (const Action& a : d.actions) {
-      if (ActionName(a) == name) return true;
-    }
-    return false;
-  }
   // Feeds the probe answers as the shell would after a ProbePeers decided at `asked`.
   void Answer(SteadyTime asked, std::map<MemberName, PeerStatus> peers) {
     memory_.probe_requested_at = asked;
     obs_.probes = PeerProbe{asked + milliseconds(1), std::move(peers)};
   }
-
-  SteadyTime now_;
-  Observation obs_;
-  AgentMemory memory_;
-  HaConfig config_ = Config(kN2);
 };
-
-using V = std::vector<std::string>;
 
 // --- Fencing ----------------------------------------------------------------------------------
 

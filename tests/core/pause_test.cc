@@ -5,31 +5,13 @@
 #include <string>
 #include <vector>
 
-#include "core/decide.h"
+#include "scene.h"
 
 namespace pgwarden::core {
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-const MemberName kN1("n1");
-const MemberName kN2("n2");
-const MemberName kN3("n3");
-constexpr int64_t kLease = 77;
-
-Member MemberOf(const MemberName& name, MemberRole role, Lsn lsn, int64_t lease) {
-  Member m;
-  m.name = name;
-  m.role = role;
-  m.state = PgState::kRunning;
-  m.timeline = Timeline(1);
-  m.received_lsn = lsn;
-  m.replayed_lsn = lsn;
-  m.current_lsn = lsn;
-  m.lease = lease;
-  return m;
-}
 
 LocalPostgres Pg(ProcessState state, PgRole role, Lsn lsn) {
   LocalPostgres pg;
@@ -44,82 +26,36 @@ LocalPostgres Pg(ProcessState state, PgRole role, Lsn lsn) {
   return pg;
 }
 
-PeerStatus Replica(Lsn lsn) {
-  PeerStatus p;
-  p.reachable = true;
-  p.running = true;
-  p.role = PgRole::kReplica;
-  p.timeline = Timeline(1);
-  p.received_lsn = lsn;
-  p.replayed_lsn = lsn;
-  return p;
-}
-
-// Each test runs with pause on and off (the parameter).
-class PauseTest : public ::testing::TestWithParam<bool> {
+// The base scene (scene.h) seen by n2, a replica of n1 (FollowerCast: n1 primary, n2 and n3
+// replicas, all at 5000; no leader key). Each test runs with pause on and off (the parameter).
+class PauseTest : public Scene, public ::testing::WithParamInterface<bool> {
  protected:
   PauseTest() {
-    now_ = SteadyTime(std::chrono::hours(100));
-    obs_.now = now_;
-    obs_.wall_now = SystemTime(seconds(1'800'000'000));
-    obs_.lease.id = kLease;
-    obs_.lease.last_confirmed_send = now_ - milliseconds(200);
-    ClusterView v;
-    v.initialize = "7000";
-    v.members[kN1] = MemberOf(kN1, MemberRole::kPrimary, Lsn(5000), 1);
-    v.members[kN2] = MemberOf(kN2, MemberRole::kReplica, Lsn(5000), kLease);
-    v.members[kN3] = MemberOf(kN3, MemberRole::kReplica, Lsn(5000), 3);
-    v.status = LeaderStatus{Lsn(5000)};
-    obs_.cluster = v;
+    FollowerCast();
     Become(kN2);
   }
   bool Paused() const { return GetParam(); }
   void Become(const MemberName& name) {
-    config_ = HaConfig{};
-    config_.name = name;
-    config_.ttl = seconds(5);
-    config_.loop_wait = seconds(1);
-    config_.retry_timeout = seconds(2);
-    config_.fence_margin = seconds(1);
-    config_.maximum_lag_on_failover = 1000;
+    config_ = Config(name);
+    // Config() tunes the start and switchover timeouts; these tests keep HaConfig's defaults.
+    config_.primary_start_timeout = HaConfig{}.primary_start_timeout;
+    config_.switchover_timeout = HaConfig{}.switchover_timeout;
     config_.pause = Paused();
   }
-  ClusterView& View() { return *obs_.cluster; }
   // We (n2) hold the leader key on our lease.
   void WeLead() {
-    View().leader = LeaderKey{kN2, kLease, 5, 5};
+    LeaderIs(kN2, kLease);
     View().members[kN2].role = MemberRole::kPrimary;
     View().members[kN1].role = MemberRole::kReplica;
   }
-  void OtherLeads() { View().leader = LeaderKey{kN1, 1, 5, 5}; }
+  void OtherLeads() { LeaderIs(kN1, kOtherLease); }
   // Fresh probe answers in which we are the healthiest (n1 gone, n3 behind).
   void ProbedHealthiest() {
     memory_.probe_requested_at = now_ - milliseconds(10);
-    obs_.probes =
-        PeerProbe{now_ - milliseconds(9), {{kN1, PeerStatus{}}, {kN3, Replica(Lsn(4990))}}};
+    obs_.probes = PeerProbe{now_ - milliseconds(9),
+                            {{kN1, PeerStatus{}}, {kN3, Peer(PgRole::kReplica, Lsn(4990))}}};
   }
-  Decision Run() { return Decide(memory_, obs_, config_); }
-  static std::vector<std::string> Names(const Decision& d) {
-    std::vector<std::string> out;
-    for (const Action& a : d.actions) {
-      if (!std::holds_alternative<WriteMember>(a)) out.push_back(Describe(a));
-    }
-    return out;
-  }
-  static bool Has(const Decision& d, const std::string& name) {
-    for (const Action& a : d.actions) {
-      if (ActionName(a) == name) return true;
-    }
-    return false;
-  }
-
-  SteadyTime now_;
-  Observation obs_;
-  AgentMemory memory_;
-  HaConfig config_;
 };
-
-using V = std::vector<std::string>;
 
 INSTANTIATE_TEST_SUITE_P(PausedAndNot, PauseTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Paused" : "Unpaused"; });

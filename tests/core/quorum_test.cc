@@ -7,108 +7,42 @@
 #include <string>
 #include <vector>
 
-#include "core/decide.h"
+#include "scene.h"
 
 namespace pgwarden::core {
 namespace {
 
 using std::chrono::milliseconds;
-using std::chrono::seconds;
-using V = std::vector<std::string>;
-
-const MemberName kN1("n1");
-const MemberName kN2("n2");
-const MemberName kN3("n3");
-const MemberName kN4("n4");
-constexpr int64_t kLease = 77;
-
-Member Replica(const MemberName& name, Lsn lsn) {
-  Member m;
-  m.name = name;
-  m.role = MemberRole::kReplica;
-  m.state = PgState::kRunning;
-  m.timeline = Timeline(1);
-  m.received_lsn = lsn;
-  m.replayed_lsn = lsn;
-  m.lease = 5;
-  return m;
-}
 
 SyncStandbyNames Any(std::vector<MemberName> names, int count) {
   return SyncStandbyNames{std::move(names), count, false, true};
 }
 
-// n1 is the leader with a running primary (flush 5000); n2, n3, n4 are running replicas.
-class QuorumTest : public ::testing::Test {
+// The base scene (scene.h) with n1 (us) leading on a running primary at 5000; n2 (5000), n3
+// (4000) and n4 (3000) are running replicas; synchronous_mode quorum is on. Run() carries
+// memory_ forward.
+class QuorumTest : public Scene {
  protected:
   QuorumTest() {
-    now_ = SteadyTime(std::chrono::hours(100));
-    obs_.now = now_;
-    obs_.wall_now = SystemTime(seconds(1'800'000'000));
-    obs_.lease.id = kLease;
-    obs_.lease.last_confirmed_send = now_ - milliseconds(200);
-    cfg_.name = kN1;
-    cfg_.synchronous_mode = true;
-    cfg_.synchronous_quorum = true;
-    ClusterView v;
-    v.initialize = "7000";
-    Member me = Replica(kN1, Lsn(5000));
-    me.role = MemberRole::kPrimary;
-    me.lease = kLease;
-    v.members[kN1] = me;
-    v.members[kN2] = Replica(kN2, Lsn(5000));
-    v.members[kN3] = Replica(kN3, Lsn(4000));
-    v.members[kN4] = Replica(kN4, Lsn(3000));
-    v.leader = LeaderKey{kN1, kLease, 5, 5};
-    v.status = LeaderStatus{Lsn(5000)};
-    obs_.cluster = v;
-    LocalPostgres& pg = obs_.pg;
-    pg.data_dir = DataDirState::kInitialized;
-    pg.system_identifier = "7000";
-    pg.state = ProcessState::kRunning;
-    pg.role = PgRole::kPrimary;
-    pg.timeline = Timeline(1);
-    pg.write_lsn = Lsn(5000);
-    pg.flush_lsn = Lsn(5000);
-    pg.sync_standby_names = SyncStandbyNames{};
+    SelfLeaderWithStandbys({{kN2, Lsn(5000)}, {kN3, Lsn(4000)}, {kN4, Lsn(3000)}});
+    config_.synchronous_mode = true;
+    config_.synchronous_quorum = true;
   }
+  // The `sync` key with its quorum.
   void Sync(std::vector<MemberName> list, int quorum, MemberName leader = kN1) {
-    SyncState s{leader, std::move(list), 42};
-    s.quorum = quorum;
-    obs_.cluster->sync = s;
+    Scene::Sync(std::move(list), std::move(leader));
+    obs_.cluster->sync->quorum = quorum;
   }
-  void Row(const MemberName& n, bool sync, Lsn flush) {
-    obs_.pg.replication.push_back(StandbyReplication{n, true, sync, flush});
-  }
+  Decision Run() { return Step(); }
   V SyncActions(const Decision& d) {
-    V out;
-    for (const Action& a : d.actions) {
-      if (std::holds_alternative<WriteSync>(a) ||
-          std::holds_alternative<SetSynchronousStandbys>(a) || std::holds_alternative<Promote>(a) ||
-          std::holds_alternative<AcquireLeader>(a)) {
-        out.push_back(Describe(a));
-      }
-    }
-    return out;
-  }
-  Decision Run() {
-    Decision d = Decide(memory_, obs_, cfg_);
-    memory_ = d.next;
-    return d;
+    return Only(d, {"WriteSync", "SetSynchronousStandbys", "Promote", "AcquireLeader"});
   }
   // n1 is gone; we are `me`, a running replica at `lsn`, and the leader key is free.
   void PrimaryLost(const MemberName& me, Lsn lsn) {
-    cfg_.name = me;
+    config_.name = me;
     obs_.cluster->leader.reset();
     obs_.cluster->members.erase(kN1);
-    obs_.pg = LocalPostgres{};
-    obs_.pg.data_dir = DataDirState::kInitialized;
-    obs_.pg.system_identifier = "7000";
-    obs_.pg.state = ProcessState::kRunning;
-    obs_.pg.role = PgRole::kReplica;
-    obs_.pg.timeline = Timeline(1);
-    obs_.pg.received_lsn = lsn;
-    obs_.pg.replayed_lsn = lsn;
+    obs_.pg = RunningReplica(lsn);
   }
   // The probe answers arrive (fresh: asked at now_, answered just after).
   void Probed(std::map<MemberName, std::optional<Lsn>> peers) {
@@ -125,18 +59,13 @@ class QuorumTest : public ::testing::Test {
     obs_.probes = probe;
     obs_.now = now_ + milliseconds(10);
   }
-
-  SteadyTime now_;
-  Observation obs_;
-  AgentMemory memory_;
-  HaConfig cfg_;
 };
 
 // --- synchronous_node_count > 1 in the plain mode ----------------------------------------------
 
 TEST_F(QuorumTest, TwoSyncStandbysArePickedByLagAndEachIsListedOnlyOnceCaughtUp) {
-  cfg_.synchronous_quorum = false;
-  cfg_.synchronous_node_count = 2;
+  config_.synchronous_quorum = false;
+  config_.synchronous_node_count = 2;
   Sync({}, 0);
   Row(kN2, false, Lsn(5000));
   Row(kN3, false, Lsn(4000));
@@ -154,8 +83,8 @@ TEST_F(QuorumTest, TwoSyncStandbysArePickedByLagAndEachIsListedOnlyOnceCaughtUp)
 }
 
 TEST_F(QuorumTest, TwoSyncStandbysLosingOneShrinksSyncBeforeReplacingIt) {
-  cfg_.synchronous_quorum = false;
-  cfg_.synchronous_node_count = 2;
+  config_.synchronous_quorum = false;
+  config_.synchronous_node_count = 2;
   Sync({kN2, kN3}, 0);
   obs_.pg.sync_standby_names = SyncStandbyNames{{kN2, kN3}, 2, false};
   Row(kN2, true, Lsn(5000));
@@ -214,7 +143,7 @@ TEST_F(QuorumTest, NosyncStandbyIsNotInTheQuorum) {
 }
 
 TEST_F(QuorumTest, KIsCappedAtTheNumberOfStandbys) {
-  cfg_.synchronous_node_count = 5;
+  config_.synchronous_node_count = 5;
   Sync({}, 0);
   Row(kN2, false, Lsn(5000));
   Row(kN3, false, Lsn(4000));
@@ -241,7 +170,7 @@ TEST_F(QuorumTest, SyncWaitsUntilEveryWalsenderLoadedTheSetting) {
   Row(kN3, false, Lsn(5000));  // its walsender still runs the old setting
   Decision d = Run();
   EXPECT_EQ(SyncActions(d), V{});
-  EXPECT_LE(d.wake_at, now_ + cfg_.loop_wait / 4);
+  EXPECT_LE(d.wake_at, now_ + config_.loop_wait / 4);
 }
 
 TEST_F(QuorumTest, ANewStandbyJoinsWithTheQuorumRaisedFirst) {
@@ -277,7 +206,7 @@ TEST_F(QuorumTest, NoStandbyLeftFallsBackToAsyncAfterEmptyingSync) {
 }
 
 TEST_F(QuorumTest, StrictWithNoStandbyLeftWaitsForAnyAfterEmptyingSync) {
-  cfg_.synchronous_mode_strict = true;
+  config_.synchronous_mode_strict = true;
   Sync({kN2, kN3}, 1);
   obs_.pg.sync_standby_names = Any({kN2, kN3}, 1);
   memory_.quorum_since = std::make_pair(Any({kN2, kN3}, 1), Lsn(4000));
@@ -294,7 +223,7 @@ TEST_F(QuorumTest, UnknownAppliedSettingEmptiesSyncFirst) {
 }
 
 TEST_F(QuorumTest, LeavingQuorumModeRewritesAQuorumKeyBeforeTrustingIt) {
-  cfg_.synchronous_quorum = false;
+  config_.synchronous_quorum = false;
   Sync({kN2, kN3}, 1);
   obs_.pg.sync_standby_names = Any({kN2, kN3}, 1);
   Row(kN2, true, Lsn(5000));

@@ -5,91 +5,27 @@
 #include <string>
 #include <vector>
 
-#include "core/decide.h"
+#include "scene.h"
 
 namespace pgwarden::core {
 namespace {
 
 using std::chrono::milliseconds;
-using std::chrono::seconds;
-using V = std::vector<std::string>;
 
-const MemberName kN1("n1");
-const MemberName kN2("n2");
-const MemberName kN3("n3");
-constexpr int64_t kLease = 77;
-
-Member Replica(const MemberName& name, Lsn lsn) {
-  Member m;
-  m.name = name;
-  m.role = MemberRole::kReplica;
-  m.state = PgState::kRunning;
-  m.timeline = Timeline(1);
-  m.received_lsn = lsn;
-  m.replayed_lsn = lsn;
-  m.lease = 5;
-  return m;
-}
-
-class SyncTest : public ::testing::Test {
+// The base scene (scene.h) with n1 (us) leading on a running primary at 5000; n2 (5000) and
+// n3 (4000) are running replicas; synchronous_mode is on. Run() carries memory_ forward.
+class SyncTest : public Scene {
  protected:
   SyncTest() {
-    now_ = SteadyTime(std::chrono::hours(100));
-    obs_.now = now_;
-    obs_.wall_now = SystemTime(seconds(1'800'000'000));
-    obs_.lease.id = kLease;
-    obs_.lease.last_confirmed_send = now_ - milliseconds(200);
-    cfg_.name = kN1;
-    cfg_.synchronous_mode = true;
-    ClusterView v;
-    v.initialize = "7000";
-    Member me = Replica(kN1, Lsn(5000));
-    me.role = MemberRole::kPrimary;
-    me.lease = kLease;
-    v.members[kN1] = me;
-    v.members[kN2] = Replica(kN2, Lsn(5000));
-    v.members[kN3] = Replica(kN3, Lsn(4000));
-    v.leader = LeaderKey{kN1, kLease, 5, 5};
-    v.status = LeaderStatus{Lsn(5000)};
-    obs_.cluster = v;
-    LocalPostgres& pg = obs_.pg;
-    pg.data_dir = DataDirState::kInitialized;
-    pg.system_identifier = "7000";
-    pg.state = ProcessState::kRunning;
-    pg.role = PgRole::kPrimary;
-    pg.timeline = Timeline(1);
-    pg.write_lsn = Lsn(5000);
-    pg.flush_lsn = Lsn(5000);
-    pg.sync_standby_names = SyncStandbyNames{};
+    SelfLeaderWithStandbys({{kN2, Lsn(5000)}, {kN3, Lsn(4000)}});
+    config_.synchronous_mode = true;
   }
-  void Sync(std::vector<MemberName> list, MemberName leader = kN1) {
-    obs_.cluster->sync = SyncState{leader, std::move(list), 42};
-  }
-  void Row(const MemberName& n, bool sync, Lsn flush) {
-    obs_.pg.replication.push_back(StandbyReplication{n, true, sync, flush});
-  }
+  Decision Run() { return Step(); }
   // The actions that matter here.
   V SyncActions(const Decision& d) {
-    V out;
-    for (const Action& a : d.actions) {
-      if (std::holds_alternative<WriteSync>(a) ||
-          std::holds_alternative<SetSynchronousStandbys>(a) || std::holds_alternative<Promote>(a) ||
-          std::holds_alternative<AcquireLeader>(a) || std::holds_alternative<StartPostgres>(a)) {
-        out.push_back(Describe(a));
-      }
-    }
-    return out;
+    return Only(
+        d, {"WriteSync", "SetSynchronousStandbys", "Promote", "AcquireLeader", "StartPostgres"});
   }
-  Decision Run() {
-    Decision d = Decide(memory_, obs_, cfg_);
-    memory_ = d.next;
-    return d;
-  }
-
-  SteadyTime now_;
-  Observation obs_;
-  AgentMemory memory_;
-  HaConfig cfg_;
 };
 
 TEST_F(SyncTest, NewLeaderWritesItsOwnKeyThenPicksTheMostAdvancedStandby) {
@@ -147,7 +83,7 @@ TEST_F(SyncTest, NoStandbyLeftFallsBackToAsyncAfterEmptyingSync) {
 }
 
 TEST_F(SyncTest, StrictBlocksWritesWithNoStandby) {
-  cfg_.synchronous_mode_strict = true;
+  config_.synchronous_mode_strict = true;
   Sync({kN2});
   obs_.pg.sync_standby_names = SyncStandbyNames{{kN2}, 1, false};
   EXPECT_EQ(SyncActions(Run()), (V{"WriteSync([])", "SetSynchronousStandbys(*)"}));
@@ -162,7 +98,7 @@ TEST_F(SyncTest, NosyncReplicaIsNeverPicked) {
 }
 
 TEST_F(SyncTest, ElectionOnlyForMembersListedInSync) {
-  cfg_.name = kN3;
+  config_.name = kN3;
   obs_.cluster->leader.reset();
   obs_.cluster->members.erase(kN1);
   obs_.pg = LocalPostgres{};
@@ -178,7 +114,7 @@ TEST_F(SyncTest, ElectionOnlyForMembersListedInSync) {
   EXPECT_EQ(SyncActions(d), V{});
   EXPECT_NE(d.reason.find("not listed in sync"), std::string::npos) << d.reason;
   // n2 is listed: it probes, then promotes, writing `sync` = {n2, []} before the promotion.
-  cfg_.name = kN2;
+  config_.name = kN2;
   memory_ = AgentMemory{};
   d = Run();
   ASSERT_FALSE(d.actions.empty());
