@@ -146,7 +146,13 @@ pgbench -i -q -s "$SCALE" -p "${PG[$P]}" >/dev/null 2>&1
 echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- 1. throughput ---------------------------------------------------------------------------
-tps() { pgbench -n -S -c 8 -j 2 -T "$T" -p "$1" "${@:2}" 2>/dev/null | awk '/^tps/ {print $3; exit}'; }
+# pgbench exits 2 when a client aborted (its tps still counts the others): reported, not fatal.
+tps() {
+  local out rc=0
+  out=$(pgbench -n -S -c 8 -j 2 -T "$T" -p "$1" "${@:2}" 2>&1) || rc=$?
+  ((rc == 0)) || echo "pgbench -p $1 ${*:2}: exit $rc: $(grep -m1 -iE 'abort|error|fatal' <<<"$out")" >&2
+  awk '/^tps/ {print $3; exit}' <<<"$out"
+}
 declare -A S C
 for r in $(seq "$RUNS"); do
   for target in direct proxy haproxy; do
