@@ -96,8 +96,16 @@ void KillPostmaster(const std::string& data_dir) {
 
 void KillAgent(ChildProcess& agent) {
   if (agent.pid() <= 0) return;
+  // What the agent started (its watchdog, which has its own process group and would otherwise
+  // outlive it until its deadline; a pg_ctl in flight) dies with it, as on a crashed host.
+  const std::vector<pid_t> tree = ProcessTree(agent.pid());
   if (auto g = ForeignGroup(agent.pid())) ::kill(-*g, SIGCONT);  // a frozen one dies at once
   agent.Kill();
+  for (pid_t pid : tree) {
+    if (pid == agent.pid()) continue;
+    ::kill(pid, SIGCONT);
+    ::kill(pid, SIGKILL);
+  }
 }
 
 std::vector<pid_t> ProcessTree(pid_t root) {

@@ -33,7 +33,8 @@ std::optional<pid_t> ForeignGroup(pid_t pid);
 // SIGCONT to that group so that a frozen one dies at once.
 void KillPostmaster(const std::string& data_dir);
 
-// SIGCONT and SIGKILL to an agent's process group, then reaps it. No-op without a process.
+// SIGCONT and SIGKILL to an agent's process group and to every process it started (its
+// watchdog included: a crashed host), then reaps it. No-op without a process.
 void KillAgent(ChildProcess& agent);
 
 // `root` and all its descendants (from /proc), root first; empty when root is gone.
