@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
       options.async_port = port;
     } else if (flag == "--status-port") {
       options.status_port = port;
+    } else if (flag == "--threads") {
+      options.threads = std::atoi(value.c_str());
     } else if (flag == "--buffer-size") {
       options.buffer_size = static_cast<size_t>(std::atol(value.c_str()));
     } else if ((flag == "--primary" || flag == "--replica" || flag == "--sync") &&
