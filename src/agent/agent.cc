@@ -606,13 +606,7 @@ int RunAgent(const std::string& config_path) {
   for (const auto& w : loaded->warnings) spdlog::warn("{}", w);
 
   // Signals are taken by one thread with sigtimedwait; every other thread has them blocked.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t set = BlockStopSignals();
 
   Agent agent(node, config_path);
   g_agent = &agent;

@@ -9,6 +9,7 @@
 // Children are started in their own process group so a timeout kills the whole tree.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -101,5 +102,10 @@ Result<OsUser> LookupOsUser(const std::string& name);
 
 // True when this process runs as root (programs then run as the configured OS user).
 bool RunningAsRoot();
+
+// For the long-running commands (agent, proxy): blocks SIGTERM, SIGINT and SIGHUP in the calling
+// thread, and so in every thread it starts afterwards, and ignores SIGPIPE. Returns the blocked
+// set, for the one thread that takes them with sigtimedwait.
+sigset_t BlockStopSignals();
 
 }  // namespace pgwarden

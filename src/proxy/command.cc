@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cluster/cluster_store.h"
+#include "common/process.h"
 #include "config/ha_timing.h"
 #include "config/logging.h"
 #include "dcs/etcd3/etcd_dcs.h"
@@ -90,13 +91,7 @@ int RunProxy(const std::string& config_path) {
   for (const auto& w : loaded->warnings) spdlog::warn("{}", w);
 
   // Signals are taken by one thread with sigtimedwait; every other thread has them blocked.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t set = BlockStopSignals();
 
   // Three connections: full reads, the periodic contact read, the watch.
   auto read_dcs = dcs::EtcdDcs::Create(EtcdOptionsFor(cfg, milliseconds(2000)));
