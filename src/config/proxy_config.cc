@@ -60,6 +60,8 @@ void ReadProxy(MapReader& root, ProxyConfig* c) {
     }
     int64_t held = 0;
     if (m.Int("max_held", 1, 10'000'000, &held)) c->max_held = held;
+    int64_t threads = 0;
+    if (m.Int("threads", 1, 64, &threads)) c->threads = static_cast<int>(threads);
     m.Finish();
   }
   // A node's file may be handed to the proxy too: its node-only sections are not errors.

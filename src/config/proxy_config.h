@@ -61,6 +61,8 @@ struct ProxyConfig {
   std::optional<std::chrono::milliseconds> retry_backoff_max;  // > 0
   std::optional<int> max_connect_attempts;                     // >= 1
   std::optional<int64_t> max_held;                             // >= 1
+  // Event loops (docs/proxy.md, "Threads").
+  std::optional<int> threads;  // 1..64
 
   // "/service/demo/".
   std::string KeyPrefix() const { return dcs_namespace + "/" + scope + "/"; }

@@ -62,6 +62,7 @@ ProxyOptions MakeProxyOptions(const config::ProxyConfig& c, milliseconds dcs_ttl
   }
   if (c.max_connect_attempts) o.max_connect_attempts = *c.max_connect_attempts;
   if (c.max_held) o.max_held = static_cast<size_t>(*c.max_held);
+  if (c.threads) o.threads = *c.threads;
   return o;
 }
 

@@ -154,5 +154,17 @@ TEST(ProxyConfig, RetryBackoffMaxBelowMin) {
                           "proxy.retry_backoff_min (500ms), got 200ms"));
 }
 
+TEST(ProxyConfig, Threads) {
+  Result<LoadedProxyConfig> r =
+      LoadProxyConfigString(std::string(kProxyHead) + "  threads: 4\n", "proxy.yml");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->config.threads, 4);
+  EXPECT_EQ(LoadProxyConfigString(kProxyHead, "proxy.yml")->config.threads, std::nullopt);
+  EXPECT_THAT(ProxyErrors(std::string(kProxyHead) + "  threads: 0\n"),  // 5
+              ElementsAre("proxy.yml:5:12: proxy.threads: must be between 1 and 64, got 0"));
+  EXPECT_THAT(ProxyErrors(std::string(kProxyHead) + "  threads: many\n"),
+              ElementsAre(HasSubstr("proxy.yml:5:12: proxy.threads: ")));
+}
+
 }  // namespace
 }  // namespace pgwarden::config
