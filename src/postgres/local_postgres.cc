@@ -686,7 +686,13 @@ Result<ConfigChange> LocalPostgres::ConfigureStandby(const StandbyConfig& standb
   } else {
     (*params)["primary_slot_name"] = standby.primary_slot_name;
   }
-  (*params)["recovery_target_timeline"] = standby.recovery_target_timeline;
+  // 'latest' is PostgreSQL's default (12+): left out, so that ClearStandby() on promotion does
+  // not remove a postmaster-context setting, which would flag the new primary pending_restart.
+  if (standby.recovery_target_timeline == "latest") {
+    params->erase("recovery_target_timeline");
+  } else {
+    (*params)["recovery_target_timeline"] = standby.recovery_target_timeline;
+  }
   auto changed = WriteManagedFile(std::move(*params));
   if (!changed) return Fail(changed.error());
 

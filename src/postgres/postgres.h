@@ -209,9 +209,9 @@ class Postgres {
       const std::map<std::string, std::string>& parameters) = 0;
   // Rewrites pg_hba.conf: a line giving the superuser local access first, then `entries`.
   virtual Result<bool> WriteHba(const std::vector<HbaEntry>& entries) = 0;
-  // Writes primary_conninfo / primary_slot_name / recovery_target_timeline into the managed
-  // file and creates standby.signal. Takes effect at the next (re)start; primary_conninfo and
-  // primary_slot_name also with a reload.
+  // Writes primary_conninfo / primary_slot_name / a non-default recovery_target_timeline into the
+  // managed file and creates standby.signal. Takes effect at the next (re)start; primary_conninfo
+  // and primary_slot_name also with a reload.
   virtual Result<ConfigChange> ConfigureStandby(const StandbyConfig& standby) = 0;
   // Removes standby.signal and the standby settings.
   virtual Result<ConfigChange> ClearStandby() = 0;

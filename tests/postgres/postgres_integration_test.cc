@@ -398,6 +398,18 @@ TEST(PostgresIntegration, CloneStreamPromoteRewindFollow) {
   ASSERT_OK(cleared);
   EXPECT_FALSE(cleared->restart_needed);
   EXPECT_FALSE(std::filesystem::exists(n2.options().data_dir + "/standby.signal"));
+  // The new primary's configuration, reloaded, needs no restart (no recovery setting removed
+  // from under the postmaster: `pgwarden list` must not show "Pending restart" after a failover).
+  auto loaded = n2.SqlValue("SELECT pg_conf_load_time()");
+  ASSERT_OK(loaded);
+  ASSERT_OK(n2.pg().Reload());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto now = n2.SqlValue("SELECT pg_conf_load_time()");
+        return now && *now != *loaded;
+      },
+      seconds(5)));
+  EXPECT_THAT(n2.pg().Status()->pending_restart, ::testing::IsEmpty());
   ASSERT_OK(n2.Sql("INSERT INTO t (phase) SELECT 'after-promote' FROM generate_series(1, 20)"));
   ASSERT_OK(n2.pg().CreatePhysicalSlot("n1"));
 
