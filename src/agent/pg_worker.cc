@@ -308,9 +308,10 @@ PgFacts PgWorker::Observe(postgres::LocalPostgres& pg, SteadyTime started) {
         if (again && again->flush_wal_lsn) {
           l.flush_lsn = *again->flush_wal_lsn;
           for (const auto& r : status->replication) {
-            l.replication.push_back(core::StandbyReplication{
-                MemberName(r.application_name), r.state == "streaming",
-                r.sync_state == "sync" || r.sync_state == "quorum", r.flush_lsn.value_or(Lsn())});
+            l.replication.push_back(
+                core::StandbyReplication{MemberName(r.application_name), r.state == "streaming",
+                                         r.sync_state == "sync" || r.sync_state == "quorum",
+                                         r.flush_lsn.value_or(Lsn()), r.write_lsn, r.replay_lsn});
           }
         }
       }

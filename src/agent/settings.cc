@@ -19,6 +19,20 @@ std::string Trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+// The position synchronous_commit makes commits wait for, as Patroni picks the column of
+// pg_stat_replication for maximum_lag_on_syncnode: remote_write -> write, remote_apply ->
+// replay, anything else (on, local, off, unset) -> flush.
+core::SyncLagPosition SyncLagPositionFor(const std::map<std::string, std::string>& parameters) {
+  auto it = parameters.find("synchronous_commit");
+  if (it == parameters.end()) return core::SyncLagPosition::kFlush;
+  std::string v = Trim(it->second);
+  if (v.size() >= 2 && v.front() == '\'' && v.back() == '\'') v = v.substr(1, v.size() - 2);
+  for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (v == "remote_write") return core::SyncLagPosition::kWrite;
+  if (v == "remote_apply") return core::SyncLagPosition::kReplay;
+  return core::SyncLagPosition::kFlush;
+}
+
 }  // namespace
 
 core::HaConfig MakeHaConfig(const config::Config& node, const config::DynamicConfig& dynamic,
@@ -44,6 +58,8 @@ core::HaConfig MakeHaConfig(const config::Config& node, const config::DynamicCon
   c.synchronous_mode_strict = dynamic.synchronous_mode_strict;
   c.synchronous_quorum = dynamic.synchronous_quorum;
   c.synchronous_node_count = dynamic.synchronous_node_count;
+  c.maximum_lag_on_syncnode = dynamic.maximum_lag_on_syncnode;
+  c.sync_lag_position = SyncLagPositionFor(ManagedParameters(node, dynamic));
   c.pause = dynamic.pause;
   if (!c.Check().empty()) {
     // The config module's timing rule is the keep-alive rule; the core also wants a decision

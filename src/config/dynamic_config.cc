@@ -15,15 +15,8 @@ namespace {
 
 // Keys of Patroni's dynamic configuration that pgwarden accepts but does not act on yet.
 constexpr std::string_view kUnimplementedDynamic[] = {
-    "maximum_lag_on_syncnode",
-    "max_timelines_history",
-    "primary_race_backoff",
-    "failsafe_mode",
-    "check_timeline",
-    "standby_cluster",
-    "member_slots_ttl",
-    "slots",
-    "ignore_slots",
+    "max_timelines_history", "primary_race_backoff", "failsafe_mode", "check_timeline",
+    "standby_cluster",       "member_slots_ttl",     "slots",         "ignore_slots",
 };
 
 constexpr std::string_view kUnimplementedDynamicPostgresql[] = {
@@ -62,6 +55,32 @@ bool DurationWithOldName(MapReader& m, std::string_view new_key, std::string_vie
   return m.Duration(new_key, out);
 }
 
+// maximum_lag_on_syncnode: Patroni's -1 (off, the default) or a byte size (0 is off too, as in
+// Patroni). Any other negative value is an error.
+void SyncNodeLag(MapReader& m, int64_t* out) {
+  constexpr std::string_view kKey = "maximum_lag_on_syncnode";
+  const Node* n = m.Get(kKey);
+  if (n == nullptr) return;
+  const std::string what =
+      "-1 (off, the default), 0 (off) or a size in bytes such as `1048576` or `16MB`";
+  if (n->kind == Node::Kind::kScalar && !n->scalar.empty() && n->scalar.front() == '-') {
+    if (n->scalar == "-1") {
+      *out = -1;
+    } else {
+      m.diag().Error(n->mark, m.PathOf(kKey), "expected " + what + ", got `" + n->scalar + "`");
+    }
+    return;
+  }
+  uint64_t bytes = 0;
+  if (!m.ByteSize(kKey, &bytes)) return;
+  if (bytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    m.diag().Error(n->mark, m.PathOf(kKey),
+                   "expected " + what + ", got `" + n->scalar + "` (too large)");
+    return;
+  }
+  *out = static_cast<int64_t>(bytes);
+}
+
 }  // namespace
 
 void ReadDynamicConfig(MapReader& m, DynamicConfig* out) {
@@ -78,6 +97,7 @@ void ReadDynamicConfig(MapReader& m, DynamicConfig* out) {
   m.Duration("loop_wait", &out->loop_wait);
   m.Duration("retry_timeout", &out->retry_timeout);
   m.ByteSize("maximum_lag_on_failover", &out->maximum_lag_on_failover);
+  SyncNodeLag(m, &out->maximum_lag_on_syncnode);
 
   // Patroni 4's spelling: `synchronous_mode: quorum` is synchronous mode with quorum commit.
   if (const Node* n = m.Get("synchronous_mode");
@@ -154,6 +174,11 @@ std::vector<ConfigProblem> ValidateDynamicConfig(const DynamicConfig& c) {
     problems.push_back({"synchronous_node_count",
                         "must be at least 1, got " + std::to_string(c.synchronous_node_count)});
   }
+  if (c.maximum_lag_on_syncnode < -1) {
+    problems.push_back(
+        {"maximum_lag_on_syncnode", "must be -1 (off), 0 (off) or a size in bytes, got " +
+                                        std::to_string(c.maximum_lag_on_syncnode)});
+  }
   if (c.primary_stop_timeout && c.primary_stop_timeout->count() < 0) {
     problems.push_back({"primary_stop_timeout", "must not be negative"});
   }
@@ -184,6 +209,7 @@ std::string DynamicConfig::ToJson() const {
   j["loop_wait"] = SecondsJson(loop_wait);
   j["retry_timeout"] = SecondsJson(retry_timeout);
   j["maximum_lag_on_failover"] = maximum_lag_on_failover;
+  j["maximum_lag_on_syncnode"] = maximum_lag_on_syncnode;
   if (synchronous_mode && synchronous_quorum) {
     j["synchronous_mode"] = "quorum";
   } else {

@@ -46,6 +46,10 @@ struct DynamicConfig {
   // A replica further behind the primary than this many bytes may not take part in a
   // failover (Patroni's default, 1 MiB).
   uint64_t maximum_lag_on_failover = 1024 * 1024;
+  // Patroni's maximum_lag_on_syncnode: > 0, a standby further than this many bytes behind the
+  // most advanced eligible standby is not (or no longer) a synchronous standby
+  // (docs/sync-replication.md, "maximum_lag_on_syncnode"). -1 (the default) or 0: off.
+  int64_t maximum_lag_on_syncnode = -1;
   bool synchronous_mode = false;
   // `synchronous_mode: quorum` (Patroni 4): synchronous_mode is true and commits wait for any
   // synchronous_node_count of the healthy standbys (ANY k); docs/sync-replication.md.

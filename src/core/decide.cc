@@ -74,6 +74,10 @@ class Turn {
   void TakeLeadership(const std::string& why);
   void SyncReplication();
   void QuorumReplication();
+  // The standbys that may be synchronous: streaming replicas published as running, not tagged
+  // nosync, and not too far behind (maximum_lag_on_syncnode; those left out are named in
+  // lag_note_ for the reason).
+  std::vector<const StandbyReplication*> SyncCandidates();
   // The positions of the running replicas in the fresh probe answers (empty without).
   std::map<MemberName, Lsn> Seen() const;
   void ClearSyncBeforeWrites();
@@ -91,6 +95,7 @@ class Turn {
   bool i_hold_ = false;
   bool promoting_ = false;  // a promotion or a start as primary is in flight
   bool writes_ = false;     // PostgreSQL accepts writes, or is about to
+  std::string lag_note_;    // "; n2 lags 9000 bytes > maximum_lag_on_syncnode 4096", or ""
 };
 
 std::string Lag(Lsn ahead, Lsn behind) {
@@ -911,17 +916,9 @@ void Turn::SyncReplication() {
     auto it = sync_rows.find(n);
     return it != sync_rows.end() && it->second->flush_lsn >= ready_at[n];
   };
-  // Candidates: streaming replicas published as running, not tagged nosync; members already
-  // in `sync` first (no churn), then by flushed position, then by name.
-  std::vector<const StandbyReplication*> cands;
-  for (const StandbyReplication& r : pg_.replication) {
-    const Member* m = v.FindMember(r.name);
-    if (!r.streaming || r.name == cfg_.name || !m || m->tags.nosync ||
-        m->state != PgState::kRunning || m->role != MemberRole::kReplica) {
-      continue;
-    }
-    cands.push_back(&r);
-  }
+  // Candidates: members already in `sync` first (no churn), then those already synchronous,
+  // then by flushed position, then by name.
+  std::vector<const StandbyReplication*> cands = SyncCandidates();
   std::sort(cands.begin(), cands.end(), [&](const auto* a, const auto* b) {
     const bool ka = contains(key, a->name), kb = contains(key, b->name);
     if (ka != kb) return ka;
@@ -952,7 +949,7 @@ void Turn::SyncReplication() {
     WakeBy(now_ + cfg_.loop_wait / 4);
     Why("leader: synchronous standbys -> " +
         SynchronousStandbyNamesValue(SetSynchronousStandbys{want.names, want.count, want.strict}) +
-        " (sync keeps " + std::to_string(shrunk.size()) + ")");
+        " (sync keeps " + std::to_string(shrunk.size()) + ")" + lag_note_);
     return;
   }
   // 3. Grow, in a later decision than the shrink (the CAS needs the new revision).
@@ -965,6 +962,28 @@ void Turn::SyncReplication() {
   if (shrink || grown == shrunk) return;
   Act(WriteSync{grown, rev});
   Why("leader: recording the synchronous standbys in sync");
+}
+
+std::vector<const StandbyReplication*> Turn::SyncCandidates() {
+  std::vector<const StandbyReplication*> out;
+  std::vector<StandbyReplication> eligible;
+  for (const StandbyReplication& r : pg_.replication) {
+    const Member* m = view_->FindMember(r.name);
+    if (!r.streaming || r.name == cfg_.name || !m || m->tags.nosync ||
+        m->state != PgState::kRunning || m->role != MemberRole::kReplica) {
+      continue;
+    }
+    out.push_back(&r);
+    eligible.push_back(r);
+  }
+  const std::map<MemberName, uint64_t> lagging = LaggingStandbys(eligible, cfg_);
+  lag_note_.clear();
+  for (const auto& [name, lag] : lagging) {
+    lag_note_ += "; " + name.str() + " lags " + std::to_string(lag) +
+                 " bytes > maximum_lag_on_syncnode " + std::to_string(cfg_.maximum_lag_on_syncnode);
+  }
+  std::erase_if(out, [&](const StandbyReplication* r) { return lagging.count(r->name) > 0; });
+  return out;
 }
 
 // Quorum mode (docs/sync-replication.md, "Quorum commit"): synchronous_standby_names =
@@ -986,16 +1005,9 @@ void Turn::QuorumReplication() {
   const std::vector<MemberName> key = ours ? s->sync_standby : std::vector<MemberName>{};
   const int key_quorum = ours ? s->quorum : 0;
 
-  // The target: every streaming replica published as running, not tagged nosync.
+  // The target: every standby that may be synchronous (SyncCandidates).
   std::vector<MemberName> cands;
-  for (const StandbyReplication& r : pg_.replication) {
-    const Member* m = v.FindMember(r.name);
-    if (!r.streaming || r.name == cfg_.name || !m || m->tags.nosync ||
-        m->state != PgState::kRunning || m->role != MemberRole::kReplica) {
-      continue;
-    }
-    cands.push_back(r.name);
-  }
+  for (const StandbyReplication* r : SyncCandidates()) cands.push_back(r->name);
   std::sort(cands.begin(), cands.end());
   cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
   SyncStandbyNames want;
@@ -1074,7 +1086,7 @@ void Turn::QuorumReplication() {
     const SetSynchronousStandbys set{want.names, want.count, want.strict, want.quorum};
     Act(set);
     WakeBy(now_ + cfg_.loop_wait / 4);
-    Why("leader: synchronous standbys -> " + SynchronousStandbyNamesValue(set));
+    Why("leader: synchronous standbys -> " + SynchronousStandbyNamesValue(set) + lag_note_);
     return;
   }
   if (!since) {

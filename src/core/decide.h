@@ -124,6 +124,16 @@ std::string SyncQuorumRefusal(const ClusterView& view, const MemberName& name, L
 std::optional<int> SafeQuorum(const std::vector<MemberName>& set, int known_quorum,
                               const std::vector<SyncStandbyNames>& settings);
 
+// maximum_lag_on_syncnode (docs/sync-replication.md, "maximum_lag_on_syncnode"): which of
+// `eligible` (the pg_stat_replication rows of the standbys that could be synchronous) are too
+// far behind to be picked, with their lag in bytes. The lag of a row is measured on
+// config.sync_lag_position against the most advanced of `eligible` on that position. Empty when
+// the rule is off (maximum_lag_on_syncnode <= 0) or fewer than two standbys are eligible: the
+// most advanced one always qualifies, so the rule only ever swaps a standby for a better one
+// and never leaves the synchronous set empty on its own.
+std::map<MemberName, uint64_t> LaggingStandbys(const std::vector<StandbyReplication>& eligible,
+                                               const HaConfig& config);
+
 // True when `a` beats `b` in an election: received LSN, then failover_priority, then the
 // smaller name.
 

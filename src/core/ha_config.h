@@ -12,6 +12,11 @@
 
 namespace pgwarden::core {
 
+// The position of a pg_stat_replication row that maximum_lag_on_syncnode measures: the one
+// commits wait for under the server's synchronous_commit (Patroni: remote_write -> write_lsn,
+// remote_apply -> replay_lsn, anything else -> flush_lsn).
+enum class SyncLagPosition { kWrite, kFlush, kReplay };
+
 struct HaConfig {
   // Who we are, as published in members/<name>.
   MemberName name;
@@ -47,6 +52,12 @@ struct HaConfig {
   // 'ANY k (all healthy standbys)', k = synchronous_node_count; `sync` records the set and
   // its quorum (docs/sync-replication.md).
   bool synchronous_quorum = false;
+  // Patroni's maximum_lag_on_syncnode (docs/sync-replication.md): > 0, a standby further than
+  // this many bytes behind the most advanced eligible standby is not picked as a synchronous
+  // standby (a current one is dropped through the usual shrink-first path); <= 0: off. With a
+  // single eligible standby the rule does nothing (a deliberate difference from Patroni).
+  int64_t maximum_lag_on_syncnode = -1;
+  SyncLagPosition sync_lag_position = SyncLagPosition::kFlush;
   // Maintenance mode (`pause: true`, patronictl pause; docs/ha-core.md "Maintenance mode"): no
   // automatic failover, promotion, start, stop, restart, rewind or re-clone; a manual failover
   // or a switchover to a named candidate still works, and the lease fence still applies.

@@ -129,6 +129,11 @@ struct StandbyReplication {
   bool streaming = false;  // state = 'streaming'
   bool sync = false;       // sync_state = 'sync' (or 'quorum')
   Lsn flush_lsn;
+  // write_lsn / replay_lsn of the row, for maximum_lag_on_syncnode measured on the position
+  // synchronous_commit waits for (HaConfig::sync_lag_position); nullopt: not reported, the
+  // flush position stands in.
+  std::optional<Lsn> write_lsn;
+  std::optional<Lsn> replay_lsn;
   friend bool operator==(const StandbyReplication&, const StandbyReplication&) = default;
 };
 

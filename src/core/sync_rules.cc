@@ -1,6 +1,7 @@
 // The synchronous-replication rules of the decision core that need no Turn: who may take over
 // after the primary is lost (the `sync` key's candidate rule) and which quorum a `sync` key may
-// safely carry (docs/sync-replication.md). Pure functions.
+// safely carry, and which standbys lag too far to be synchronous (docs/sync-replication.md).
+// Pure functions.
 #include <algorithm>
 
 #include "core/decide.h"
@@ -57,6 +58,31 @@ std::optional<int> SafeQuorum(const std::vector<MemberName>& set, int known_quor
   }
   if (n == 0 || q >= n) return std::nullopt;
   return q;
+}
+
+std::map<MemberName, uint64_t> LaggingStandbys(const std::vector<StandbyReplication>& eligible,
+                                               const HaConfig& config) {
+  std::map<MemberName, uint64_t> out;
+  if (config.maximum_lag_on_syncnode <= 0 || eligible.size() < 2) return out;
+  auto position = [&](const StandbyReplication& r) {
+    switch (config.sync_lag_position) {
+      case SyncLagPosition::kWrite:
+        return r.write_lsn.value_or(r.flush_lsn);
+      case SyncLagPosition::kReplay:
+        return r.replay_lsn.value_or(r.flush_lsn);
+      case SyncLagPosition::kFlush:
+        break;
+    }
+    return r.flush_lsn;
+  };
+  Lsn best;
+  for (const StandbyReplication& r : eligible) best = std::max(best, position(r));
+  const auto max_lag = static_cast<uint64_t>(config.maximum_lag_on_syncnode);
+  for (const StandbyReplication& r : eligible) {
+    const uint64_t lag = best.BytesSince(position(r));
+    if (lag > max_lag) out[r.name] = lag;
+  }
+  return out;
 }
 
 }  // namespace pgwarden::core

@@ -50,6 +50,24 @@ TEST(AgentSettings, HaConfigFitsTheCoreTimingRule) {
   EXPECT_EQ(ha.conn_url, "postgres://127.0.0.1:5433/postgres");
 }
 
+// maximum_lag_on_syncnode reaches the core, measured on the position synchronous_commit makes
+// commits wait for (Patroni's choice of pg_stat_replication column).
+TEST(AgentSettings, SyncNodeLagAndItsPositionFromSynchronousCommit) {
+  config::Config node = Node();
+  config::DynamicConfig dynamic = node.bootstrap.dcs;
+  EXPECT_EQ(MakeHaConfig(node, dynamic, nullptr).maximum_lag_on_syncnode, -1);
+  EXPECT_EQ(MakeHaConfig(node, dynamic, nullptr).sync_lag_position, core::SyncLagPosition::kFlush);
+  dynamic.maximum_lag_on_syncnode = 16 << 20;
+  dynamic.postgresql.parameters["synchronous_commit"] = "remote_apply";
+  core::HaConfig ha = MakeHaConfig(node, dynamic, nullptr);
+  EXPECT_EQ(ha.maximum_lag_on_syncnode, 16 << 20);
+  EXPECT_EQ(ha.sync_lag_position, core::SyncLagPosition::kReplay);
+  node.postgresql.parameters["synchronous_commit"] = "'Remote_Write'";  // the local one wins
+  EXPECT_EQ(MakeHaConfig(node, dynamic, nullptr).sync_lag_position, core::SyncLagPosition::kWrite);
+  node.postgresql.parameters["synchronous_commit"] = "on";
+  EXPECT_EQ(MakeHaConfig(node, dynamic, nullptr).sync_lag_position, core::SyncLagPosition::kFlush);
+}
+
 TEST(AgentSettings, LocalParametersWinAndListenSettingsStayLocal) {
   config::Config node = Node();
   auto p = ManagedParameters(node, node.bootstrap.dcs);

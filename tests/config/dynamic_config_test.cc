@@ -21,6 +21,7 @@ TEST(DynamicConfigJson, RoundTripKeepsEveryField) {
   c.loop_wait = milliseconds(500);
   c.retry_timeout = milliseconds(1250);
   c.maximum_lag_on_failover = 16u << 20;
+  c.maximum_lag_on_syncnode = 4u << 20;
   c.synchronous_mode = true;
   c.synchronous_mode_strict = true;
   c.synchronous_node_count = 2;
@@ -89,6 +90,41 @@ TEST(DynamicConfigJson, ReadsPatroniWrittenValue) {
                           "`shiny_new_feature`; ignored",
                           "etcd /service/demo/config: accepted but not implemented by pgwarden "
                           "yet, so ignored: `failsafe_mode`, `slots`"));
+}
+
+// Patroni's maximum_lag_on_syncnode: -1 (the default) and 0 are off; a byte size turns it on.
+TEST(DynamicConfigJson, MaximumLagOnSyncnode) {
+  Result<LoadedDynamicConfig> r = DynamicConfigFromJson("{}", kSource);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->config.maximum_lag_on_syncnode, -1);
+  EXPECT_THAT(r->config.ToJson(), HasSubstr("\"maximum_lag_on_syncnode\":-1"));
+  for (const auto& [json, want] : std::vector<std::pair<std::string, int64_t>>{
+           {R"({"maximum_lag_on_syncnode": -1})", -1},
+           {R"({"maximum_lag_on_syncnode": 0})", 0},
+           {R"({"maximum_lag_on_syncnode": 15000000})", 15000000},
+           {R"({"maximum_lag_on_syncnode": "16MB"})", 16 << 20},
+       }) {
+    r = DynamicConfigFromJson(json, kSource);
+    ASSERT_TRUE(r.has_value()) << json << ": " << r.error().message;
+    EXPECT_EQ(r->config.maximum_lag_on_syncnode, want) << json;
+    EXPECT_THAT(r->warnings, ::testing::IsEmpty()) << json;  // implemented: no warning
+  }
+  r = DynamicConfigFromJson(R"({"maximum_lag_on_syncnode": -2})", kSource);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message,
+            "etcd /service/demo/config: maximum_lag_on_syncnode: expected -1 (off, the default), "
+            "0 (off) or a size in bytes such as `1048576` or `16MB`, got `-2`");
+  r = DynamicConfigFromJson(R"({"maximum_lag_on_syncnode": "lots"})", kSource);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().message, HasSubstr("maximum_lag_on_syncnode: expected a size in bytes"));
+  r = DynamicConfigFromJson(R"({"maximum_lag_on_syncnode": "9000000TB"})", kSource);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().message, HasSubstr("(too large)"));
+  DynamicConfig c;
+  c.maximum_lag_on_syncnode = -5;
+  EXPECT_THAT(ValidateDynamicConfig(c),
+              ElementsAre(ConfigProblem{"maximum_lag_on_syncnode",
+                                        "must be -1 (off), 0 (off) or a size in bytes, got -5"}));
 }
 
 TEST(DynamicConfigJson, BadValuesAreAllReported) {

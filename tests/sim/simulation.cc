@@ -40,6 +40,7 @@ struct Shell {
   bool isolated = false;     // and from the other members (no streaming, no probes)
   SteadyTime heal_at;
   SteadyTime slow_until;
+  SteadyTime lagging_until;  // streaming slows to a trickle until then
   bool fail_next_rewind = false;
   bool just_resumed = false;
 
@@ -88,6 +89,7 @@ class Simulation {
       c.synchronous_mode_strict = o.synchronous_mode_strict;
       c.synchronous_node_count = o.synchronous_node_count;
       c.synchronous_quorum = o.synchronous_quorum;
+      c.maximum_lag_on_syncnode = o.maximum_lag_on_syncnode;
       c.tags.failover_priority = 1 + i % 2;
       if (o.members >= 5 && i == o.members - 1) c.tags.nofailover = true;
       m->dcs = std::make_unique<dcs::FaultyDcs>(dcs_, [](Duration) {});
@@ -227,7 +229,7 @@ class Simulation {
     for (auto& m : members_) impaired += m->Impaired() ? 1 : 0;
     const bool may_impair = impaired < std::max(1, (o_.members - 1) / 2);
     Shell& m = *Pick();
-    const int kind = static_cast<int>(rng_() % 8);
+    const int kind = static_cast<int>(rng_() % (o_.lagging_replicas ? 9 : 8));
     switch (kind) {
       case 0:
       case 1:
@@ -277,6 +279,10 @@ class Simulation {
       }
       case 7:
         m.fail_next_rewind = true;
+        return;
+      case 8:
+        m.lagging_until = Now() + Between(seconds(2), seconds(10));
+        Trace(m.name.str() + " streaming slows to a trickle");
         return;
     }
   }
@@ -451,6 +457,9 @@ class Simulation {
         continue;
       }
       acts += " " + core::Describe(a);
+    }
+    if (!acts.empty() && d.reason.find("maximum_lag_on_syncnode") != std::string::npos) {
+      ++result_.counts["lagging standby left out"];
     }
     if (!acts.empty() || d.reason != last_reason_[m.name]) {
       Trace(m.name.str() + ": " + d.reason + (acts.empty() ? "" : " ->" + acts));
@@ -831,7 +840,7 @@ class Simulation {
       const FakePostgres& up = src->pg;
       if (up.state != ProcessState::kRunning && up.state != ProcessState::kStopping) continue;
       if (up.lsn <= pg.lsn || !pg.IsPrefixOf(up)) continue;
-      pg.CopyWalFrom(up, std::min(up.lsn, pg.lsn + 5000));
+      pg.CopyWalFrom(up, std::min(up.lsn, pg.lsn + (Now() < r->lagging_until ? 20 : 5000)));
     }
     AcknowledgeCommits();
   }

@@ -47,6 +47,11 @@ struct SimOptions {
   // standbys have flushed it; the checker verifies that every acknowledged commit is on at
   // least |sync_standby| - quorum members listed in `sync`.
   bool synchronous_quorum = false;
+  // Patroni's maximum_lag_on_syncnode (HaConfig), and a fault that makes one replica's
+  // streaming slow to a trickle (20 bytes a step, below the write rate) for 2-10 s, so that
+  // it falls behind the other standbys (docs/sync-replication.md, maximum_lag_on_syncnode).
+  int64_t maximum_lag_on_syncnode = -1;
+  bool lagging_replicas = false;
   // A deliberately broken shell: it writes `sync` with a quorum one lower than the core asked
   // for (claims more than is true).
   bool break_quorum = false;
