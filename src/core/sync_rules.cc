@@ -1,7 +1,7 @@
 // The synchronous-replication rules of the decision core that need no Turn: who may take over
-// after the primary is lost (the `sync` key's candidate rule) and which quorum a `sync` key may
-// safely carry, and which standbys lag too far to be synchronous (docs/sync-replication.md).
-// Pure functions.
+// after the primary is lost (the `sync` key's candidate rule), which quorum a `sync` key may
+// safely carry, and which standbys lag too far to be synchronous (maximum_lag_on_syncnode;
+// docs/sync-replication.md). Pure functions.
 #include <algorithm>
 
 #include "core/decide.h"
