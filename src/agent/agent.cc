@@ -307,6 +307,8 @@ void Agent::ControlTurn() {
     spdlog::debug("reading the cluster: {}", read.error().ToString());
   }
   view_ = obs.cluster;
+  // Before the decision: a due scheduled restart is queued for RunOperatorRequest below.
+  const std::optional<SteadyTime> restart_wake = CheckScheduledRestart();
   PgFacts facts = worker_->Facts();
   obs.pg = facts.local;
   if (obs.cluster && obs.pg.data_dir == core::DataDirState::kBootstrapPending &&
@@ -375,7 +377,11 @@ void Agent::ControlTurn() {
   RunOperatorRequest();
   ApplyParametersIfChanged();
   wake_at_ = std::max(d.wake_at, SteadyClock::now() + milliseconds(5));
-  if (wake_at_floor_) wake_at_ = *wake_at_floor_;
+  if (wake_at_floor_) {
+    wake_at_ = *wake_at_floor_;
+  } else if (restart_wake) {
+    wake_at_ = std::min(wake_at_, std::max(*restart_wake, SteadyClock::now() + milliseconds(5)));
+  }
   Publish(d);
 }
 
@@ -421,6 +427,17 @@ PgTask Agent::MakeTask(const core::Action& action) const {
 
 void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
   const MemberName me(node_.name);
+  // Every write of our member key carries the scheduled restart, if any (Patroni's
+  // touch_member), so that the core's rewrites keep it.
+  auto write_member = [&](const core::Member& m) {
+    uint64_t version = 0;
+    auto scheduled = restart_schedule_.Get(&version);
+    std::optional<std::string> json;
+    if (scheduled) json = api::ScheduledRestartJson(*scheduled, true);
+    auto r = store_->WriteMember(m, obs.lease.id, json);
+    if (r) restart_schedule_published_ = version;
+    return r;
+  };
   for (const core::Action& action : d.actions) {
     if (SteadyClock::now() > d.valid_until) {
       outcomes_.push_back({action, Fail(ErrorCode::kTimeout,
@@ -430,12 +447,13 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
     }
     if (cluster::ClusterStore::IsEtcdAction(action)) {
       Result<void> r;
-      if (const auto* wm = std::get_if<core::WriteMember>(&action);
-          wm && publishing_stopping_ && wm->member.state == core::PgState::kRunning) {
+      if (const auto* wm = std::get_if<core::WriteMember>(&action)) {
+        core::Member m = wm->member;
         // A switchover is stopping PostgreSQL: the member key says "stopping" until it is down.
-        core::WriteMember stopping = *wm;
-        stopping.member.state = core::PgState::kStopping;
-        r = store_->Execute(stopping, me, obs.lease.id);
+        if (publishing_stopping_ && m.state == core::PgState::kRunning) {
+          m.state = core::PgState::kStopping;
+        }
+        r = write_member(m);
       } else {
         r = store_->Execute(action, me, obs.lease.id);
       }
@@ -496,7 +514,7 @@ void Agent::Execute(const core::Decision& d, const core::Observation& obs) {
         core::Member m = *stored;
         m.state = core::PgState::kStopping;
         m.lease = obs.lease.id;
-        if (auto r = store_->Execute(core::WriteMember{m}, me, obs.lease.id); !r) {
+        if (auto r = write_member(m); !r) {
           spdlog::warn("publishing state stopping: {}", r.error().ToString());
         } else {
           spdlog::info("switchover: member state \"stopping\" published");
@@ -541,7 +559,16 @@ void Agent::Publish(const core::Decision& d) {
   in.pause = dynamic_.pause;
   in.synchronous_mode = ha_.synchronous_mode;
   in.dcs_last_seen = dcs_last_seen_;
-  if (api_) api_->SetSnapshot(BuildSnapshot(in));
+  if (api_) {
+    auto snapshot = BuildSnapshot(in);
+    if (auto scheduled = restart_schedule_.Get()) {
+      // GET /patroni shows the scheduled restart (without the postmaster start time).
+      auto with = std::make_shared<api::ApiSnapshot>(*snapshot);
+      with->self.scheduled_restart = api::ScheduledRestartJson(*scheduled, false);
+      snapshot = std::move(with);
+    }
+    api_->SetSnapshot(std::move(snapshot));
+  }
   // The leader keeps a slot for every other member (SyncSlots); others keep none.
   if (!d.leader) worker_->SetSlots(std::nullopt);
 }

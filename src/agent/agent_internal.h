@@ -17,6 +17,7 @@
 #include "agent/watchdog.h"
 #include "api/http_server.h"
 #include "api/patroni_api.h"
+#include "api/restart_schedule.h"
 #include "cluster/cluster_store.h"
 #include "config/config.h"
 #include "core/decide.h"
@@ -123,6 +124,8 @@ class Agent {
   Result<std::string> OperatorRestart(const api::RestartRequest& request);
   Result<void> OperatorReinitialize(bool force);
   Result<void> OperatorReload();
+  // DELETE /restart. kNotFound when no restart is scheduled.
+  Result<void> OperatorCancelScheduledRestart();
   // The node's own checks of a dynamic config value (the keep-alive rule with this node's
   // keep-alive settings): nullopt when fine, else what is wrong.
   std::optional<std::string> CheckDynamicConfig(const std::string& config_json) const;
@@ -136,6 +139,9 @@ class Agent {
   void MoveKeysToSuccessorLease();
   void ApplyLocalConfig(const config::Config& reloaded);
   void RunOperatorRequest();
+  // The scheduled restart (agent_operations.cc): runs it when due, publishes it in the member
+  // key. Returns when the control thread must wake for it.
+  std::optional<SteadyTime> CheckScheduledRestart();
   void ApplyParametersIfChanged();
   Result<void> QueueOperatorRequest(std::shared_ptr<OperatorRequest> request,
                                     Duration submit_timeout);
@@ -196,6 +202,8 @@ class Agent {
   std::atomic<bool> apply_failed_{false};  // the last parameter reload failed: retry
   std::mutex op_mu_;
   std::shared_ptr<OperatorRequest> operator_request_;  // guarded by op_mu_
+  api::RestartSchedule restart_schedule_;              // POST /restart with "schedule"
+  uint64_t restart_schedule_published_ = 0;  // its version in the member key (control thread)
   std::thread fence_thread_;
   std::unique_ptr<WatchdogClient> watchdog_;  // null: it could not start; fence thread only
   SteadyTime watchdog_complained_{};         // rate limit of its warnings (fence thread)

@@ -15,27 +15,6 @@ namespace {
 constexpr Duration kSubmitTimeout = std::chrono::seconds(10);
 constexpr int kMaxLeaseMoveConflicts = 5;
 
-// "15.4" -> 150004, "9.6.24" -> 90624 (Patroni's postgres_version_to_int); 0 when malformed.
-int PostgresVersionNumber(const std::string& text) {
-  std::vector<int> parts;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t dot = text.find('.', start);
-    std::string part = text.substr(start, dot == std::string::npos ? dot : dot - start);
-    if (part.empty() || part.size() > 4) return 0;
-    for (char c : part) {
-      if (c < '0' || c > '9') return 0;
-    }
-    parts.push_back(std::stoi(part));
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  if (parts.empty()) return 0;
-  if (parts[0] >= 10) return parts[0] * 10000 + (parts.size() > 1 ? parts[1] : 0);
-  return parts[0] * 10000 + (parts.size() > 1 ? parts[1] * 100 : 0) +
-         (parts.size() > 2 ? parts[2] : 0);
-}
-
 Result<void> WaitFor(std::future<Result<void>>& future, Duration timeout, const char* what) {
   if (future.wait_for(timeout) != std::future_status::ready) {
     return Fail(ErrorCode::kTimeout,
@@ -86,28 +65,22 @@ Result<void> Agent::QueueOperatorRequest(std::shared_ptr<OperatorRequest> reques
 }
 
 Result<std::string> Agent::OperatorRestart(const api::RestartRequest& request) {
-  if (request.schedule) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "scheduled restarts are not supported by pgwarden: restart now (no \"schedule\"), "
-                "or run `pgwarden restart` at the time you want");
-  }
   auto snapshot = api_ ? api_->snapshot() : nullptr;
   if (!snapshot) return Fail(ErrorCode::kUnavailable, "no status yet: the agent is starting");
-  // Patroni's restart_matches(): every filter given must hold.
-  std::string reason;
-  if (request.role) {
-    api::PgRole mine = snapshot->self.role;
-    if (mine != *request.role) reason = "host role mismatch";
+  if (request.schedule) {
+    // Patroni's schedule_future_restart: remembered here, carried out by the control thread
+    // (CheckScheduledRestart), which checks the conditions when the time comes.
+    if (!restart_schedule_.Schedule({request, snapshot->self.postmaster_start_time})) {
+      return Fail(ErrorCode::kConflict, "Another restart is already scheduled");
+    }
+    spdlog::info("restart scheduled at {}", api::FormatIsoUtc(*request.schedule));
+    Wake();
+    return std::string("Restart scheduled");
   }
-  if (request.postgres_version) {
-    const int wanted = PostgresVersionNumber(*request.postgres_version);
-    if (wanted <= snapshot->self.server_version) reason = "postgres version mismatch";
-  }
-  if (request.restart_pending && !snapshot->self.pending_restart) {
-    reason = "pending restart flag is not set";
-  }
-  if (!reason.empty()) {
-    spdlog::info("not proceeding with the restart: {}", reason);
+  if (auto unmet =
+          api::RestartConditionsUnmet(request, snapshot->self.role, snapshot->self.server_version,
+                                      snapshot->self.pending_restart)) {
+    spdlog::info("not proceeding with the restart: {}", *unmet);
     return Fail(ErrorCode::kFailed, "restart conditions are not satisfied");
   }
   auto op = std::make_shared<OperatorRequest>();
@@ -122,6 +95,87 @@ Result<std::string> Agent::OperatorRestart(const api::RestartRequest& request) {
     return Fail(ErrorCode::kFailed, "restart failed: " + r.error().message);
   }
   return std::string("restarted successfully");
+}
+
+Result<void> Agent::OperatorCancelScheduledRestart() {
+  if (!restart_schedule_.Cancel()) return Fail(ErrorCode::kNotFound, "no restarts are scheduled");
+  spdlog::info("scheduled restart deleted");
+  Wake();
+  return Ok();
+}
+
+std::optional<SteadyTime> Agent::CheckScheduledRestart() {
+  const MemberName me(node_.name);
+  uint64_t version = 0;
+  std::optional<SteadyTime> wake;
+  if (auto scheduled = restart_schedule_.Get(&version)) {
+    const SystemTime at = *scheduled->request.schedule;
+    const SystemTime now = std::chrono::system_clock::now();
+    auto snapshot = api_ ? api_->snapshot() : nullptr;
+    const std::optional<SystemTime> started =
+        snapshot ? snapshot->self.postmaster_start_time : std::nullopt;
+    if (started && scheduled->postmaster_start_time &&
+        *started != *scheduled->postmaster_start_time) {
+      // As Patroni: PostgreSQL was restarted since the schedule was made; that was the restart.
+      if (restart_schedule_.Take(version)) {
+        spdlog::info("cancelling the scheduled restart: PostgreSQL was restarted at {} already",
+                     api::FormatIsoUtc(*started));
+      }
+    } else if (dynamic_.pause) {
+      // Maintenance mode holds it (Patroni runs no scheduled action while paused); once resumed
+      // it runs, or is dropped as stale when its time passed more than 1.5 loop_wait ago.
+    } else {
+      switch (api::JudgeSchedule(at, now, ha_.loop_wait)) {
+        case api::ScheduleVerdict::kWait:
+          wake = SteadyClock::now() + std::chrono::duration_cast<Duration>(at - now);
+          break;
+        case api::ScheduleVerdict::kStale:
+          if (restart_schedule_.Take(version)) {
+            spdlog::warn("found a stale scheduled restart ({}), cleaning up",
+                         api::FormatIsoUtc(at));
+          }
+          break;
+        case api::ScheduleVerdict::kRun: {
+          std::lock_guard lock(op_mu_);
+          if (!snapshot || operator_request_ || worker_->InFlight()) {
+            wake = SteadyClock::now() + milliseconds(200);  // after what runs now
+            break;
+          }
+          if (!restart_schedule_.Take(version)) break;  // cancelled meanwhile
+          if (auto unmet = api::RestartConditionsUnmet(scheduled->request, snapshot->self.role,
+                                                       snapshot->self.server_version,
+                                                       snapshot->self.pending_restart)) {
+            spdlog::warn("scheduled restart at {}: not restarting, {}", api::FormatIsoUtc(at),
+                         *unmet);
+            break;
+          }
+          spdlog::info("scheduled restart at {}: restarting PostgreSQL", api::FormatIsoUtc(at));
+          auto op = std::make_shared<OperatorRequest>();
+          op->kind = OperatorRequest::Kind::kRestart;
+          op->timeout = scheduled->request.timeout;
+          operator_request_ = std::move(op);  // RunOperatorRequest, this turn: as POST /restart
+          break;
+        }
+      }
+    }
+  }
+  // The member key shows the schedule (Patroni's touch_member): rewritten when it changed.
+  auto current = restart_schedule_.Get(&version);
+  if (version != restart_schedule_published_ && view_) {
+    const core::Member* stored = view_->FindMember(me);
+    const int64_t lease = keeper_->Facts().id;
+    if (stored && lease != 0) {
+      std::optional<std::string> json;
+      if (current) json = api::ScheduledRestartJson(*current, true);
+      if (auto r = store_->WriteMember(*stored, lease, json); !r) {
+        spdlog::warn("publishing the scheduled restart in the member key: {}",
+                     r.error().ToString());
+      } else {
+        restart_schedule_published_ = version;
+      }
+    }
+  }
+  return wake;
 }
 
 Result<void> Agent::OperatorReinitialize(bool force) {
@@ -249,9 +303,11 @@ void Agent::RunOperatorRequest() {
   PgTask task = MakeTask(start);
   task.op = PgOp::kRestart;
   if (op->timeout) task.op_timeout = *op->timeout;
-  task.on_done = [op](const Result<void>& r) { SetOnce(op->done, r); };
-  spdlog::info("restart requested through the REST API: restarting PostgreSQL as {}",
-               primary ? "primary" : "replica");
+  task.on_done = [op](const Result<void>& r) {
+    if (!r) spdlog::error("restart failed: {}", r.error().ToString());
+    SetOnce(op->done, r);
+  };
+  spdlog::info("restart requested: restarting PostgreSQL as {}", primary ? "primary" : "replica");
   applied_parameters_ = task.parameters;
   worker_->Submit(std::move(task));
   finish(Ok());

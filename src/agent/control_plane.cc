@@ -149,7 +149,7 @@ Result<std::string> AgentControl::Restart(const api::RestartRequest& request) {
 }
 
 Result<void> AgentControl::CancelScheduledRestart() {
-  return Fail(ErrorCode::kNotFound, "no restart is scheduled");
+  return agent_.OperatorCancelScheduledRestart();
 }
 
 Result<void> AgentControl::Reload() { return agent_.OperatorReload(); }

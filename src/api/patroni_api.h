@@ -109,6 +109,9 @@ struct LocalStatus {
   std::string replication_state;           // "streaming", "in archive recovery" or empty
   std::string database_system_identifier;  // empty when unknown
   bool pending_restart = false;
+  // The `scheduled_restart` object (a JSON object as text, api/restart_schedule.h) while a
+  // restart is scheduled on this member.
+  std::optional<std::string> scheduled_restart;
   MemberTags tags;
   int64_t dcs_last_seen = 0;  // unix seconds of the last successful DCS exchange; 0: never
 };

@@ -123,6 +123,10 @@ std::string StatusJson(const ApiSnapshot& s) {
     out["database_system_identifier"] = self.database_system_identifier;
   }
   if (self.pending_restart) out["pending_restart"] = true;
+  if (self.scheduled_restart) {
+    auto scheduled = Json::parse(*self.scheduled_restart, nullptr, false);
+    if (scheduled.is_object()) out["scheduled_restart"] = std::move(scheduled);
+  }
   out["patroni"] = Json{{"version", self.version}, {"scope", self.scope}, {"name", self.name}};
   return out.dump();
 }

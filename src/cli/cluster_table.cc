@@ -56,7 +56,19 @@ std::string HostFromConnUrl(const std::string& conn_url) {
   return address->port ? host + ":" + std::to_string(*address->port) : host;
 }
 
-ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView& view) {
+std::string ScheduledRestartText(const std::string& scheduled_restart_json) {
+  auto j = nlohmann::json::parse(scheduled_restart_json, nullptr, false);
+  if (!j.is_object() || !j.contains("schedule") || !j["schedule"].is_string()) return "";
+  std::string text = j["schedule"].get<std::string>();
+  if (text.size() > 10 && text[10] == 'T') text[10] = ' ';
+  if (j.contains("postgres_version") && j["postgres_version"].is_string()) {
+    text += " if version < " + j["postgres_version"].get<std::string>();
+  }
+  return text;
+}
+
+ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView& view,
+                               const std::map<MemberName, std::string>& scheduled_restarts) {
   ClusterTable table;
   table.scope = scope;
   table.system_identifier = view.initialize.value_or("");
@@ -85,6 +97,9 @@ ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView
     }
     row.tags = TagsText(m.tags);
     row.pending_restart = m.pending_restart;
+    if (auto it = scheduled_restarts.find(name); it != scheduled_restarts.end()) {
+      row.scheduled_restart = ScheduledRestartText(it->second);
+    }
     table.rows.push_back(std::move(row));
   }
   if (view.config_json) {
@@ -107,15 +122,19 @@ std::string RenderTable(const ClusterTable& table) {
   // Like patronictl, the optional columns appear only when some member has a value.
   bool any_pending = std::any_of(table.rows.begin(), table.rows.end(),
                                  [](const MemberRow& r) { return r.pending_restart; });
+  bool any_scheduled = std::any_of(table.rows.begin(), table.rows.end(),
+                                   [](const MemberRow& r) { return !r.scheduled_restart.empty(); });
   bool any_tags = std::any_of(table.rows.begin(), table.rows.end(),
                               [](const MemberRow& r) { return !r.tags.empty(); });
   if (any_pending) headers.emplace_back("Pending restart");
+  if (any_scheduled) headers.emplace_back("Scheduled restart");
   if (any_tags) headers.emplace_back("Tags");
   std::vector<std::vector<std::string>> cells;
   for (const auto& r : table.rows) {
     std::vector<std::string> line = {
         r.member, r.host, r.role, r.state, r.timeline ? std::to_string(r.timeline) : "", LagMb(r)};
     if (any_pending) line.push_back(r.pending_restart ? "*" : "");
+    if (any_scheduled) line.push_back(r.scheduled_restart);
     if (any_tags) line.push_back(r.tags);
     cells.push_back(std::move(line));
   }
@@ -161,6 +180,7 @@ std::string RenderJson(const ClusterTable& table) {
     if (r.timeline) j["TL"] = r.timeline;
     if (r.lag_bytes) j["Lag in MB"] = static_cast<double>(*r.lag_bytes) / 1048576.0;
     if (r.pending_restart) j["Pending restart"] = "*";
+    if (!r.scheduled_restart.empty()) j["Scheduled restart"] = r.scheduled_restart;
     if (!r.tags.empty()) j["Tags"] = r.tags;
     out.push_back(std::move(j));
   }

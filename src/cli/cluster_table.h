@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct MemberRow {
   std::optional<uint64_t> lag_bytes;  // replicas: behind the leader's last known position
   std::string tags;                   // "nofailover, noloadbalance" ...
   bool pending_restart = false;       // a changed parameter waits for a restart
+  // "2026-11-26 08:15:00+00:00 if version < 15.6": a restart scheduled on the member (its
+  // member key's `scheduled_restart`); empty when none.
+  std::string scheduled_restart;
 };
 
 struct ClusterTable {
@@ -31,8 +35,14 @@ struct ClusterTable {
 };
 
 // Rows for every member in `view`. Lag is measured against the leader's `status` optime (or the
-// leader member's current position when `status` is missing).
-ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView& view);
+// leader member's current position when `status` is missing). `scheduled_restarts`: member ->
+// its member key's "scheduled_restart" object (JSON text; cluster::ClusterRead).
+ClusterTable BuildClusterTable(const std::string& scope, const core::ClusterView& view,
+                               const std::map<MemberName, std::string>& scheduled_restarts = {});
+
+// The "Scheduled restart" cell for a `scheduled_restart` object, patronictl's way: the time,
+// then " if version < X" when it has a postgres_version condition. Empty when unreadable.
+std::string ScheduledRestartText(const std::string& scheduled_restart_json);
 
 // "host:port" from "postgres://user@host:port/db?..." (or the input unchanged when it does not
 // look like a URL).

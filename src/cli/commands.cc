@@ -3,16 +3,22 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
 #include "api/http_client.h"
+#include "api/patroni_api.h"
 #include "cli/cluster_table.h"
 #include "cli/edit_config.h"
+#include "cli/pause_wait.h"
 #include "cluster/cluster_store.h"
 #include "config/config.h"
 #include "config/config_edit.h"
@@ -31,6 +37,7 @@ struct Common {
 struct Loaded {
   config::Config config;
   core::ClusterView view;
+  std::map<MemberName, std::string> scheduled_restarts;  // member key "scheduled_restart"
 };
 
 std::optional<Loaded> LoadCluster(const Common& common) {
@@ -57,7 +64,7 @@ std::optional<Loaded> LoadCluster(const Common& common) {
     return std::nullopt;
   }
   for (const auto& problem : read->problems) std::cerr << "warning: " << problem.message << "\n";
-  return Loaded{loaded->config, std::move(read->view)};
+  return Loaded{loaded->config, std::move(read->view), std::move(read->scheduled_restarts)};
 }
 
 // "http://127.0.0.1:8008/patroni" -> "http://127.0.0.1:8008"
@@ -218,9 +225,204 @@ api::HttpClientRequest RequestTo(const core::Member& target, const std::string& 
   return request;
 }
 
+// Every member, the leader first: whom to ask for a cluster-wide change.
+std::vector<const core::Member*> LeaderFirst(const core::ClusterView& view) {
+  std::vector<const core::Member*> order;
+  if (view.leader) {
+    if (const core::Member* l = view.FindMember(view.leader->holder)) order.push_back(l);
+  }
+  for (const auto& [name, m] : view.members) {
+    if (!view.LeaderIs(name)) order.push_back(&m);
+  }
+  return order;
+}
+
+// --scheduled: ISO 8601 with a zone as given; without one it is local time, as patronictl takes
+// it (the local UTC offset of that moment is appended).
+Result<std::string> ScheduleWithZone(const std::string& text) {
+  auto parsed = api::ParseTimestamp(text);
+  if (parsed) return text;
+  if (parsed.error().code == ErrorCode::kInvalidArgument) {
+    auto as_utc = api::ParseTimestamp(text + "Z");
+    if (as_utc) {
+      const time_t t = std::chrono::system_clock::to_time_t(*as_utc);
+      tm local{};
+      localtime_r(&t, &local);
+      const long offset_min = local.tm_gmtoff / 60;
+      char zone[48];
+      std::snprintf(zone, sizeof zone, "%c%02ld:%02ld", offset_min < 0 ? '-' : '+',
+                    std::labs(offset_min) / 60, std::labs(offset_min) % 60);
+      return text + zone;
+    }
+  }
+  return Fail(ErrorCode::kInvalidArgument,
+              "--scheduled \"" + text +
+                  "\": not a time; use ISO 8601, e.g. 2026-11-26T08:30:00+00:00, or now");
+}
+
+// The members named (every member when none is named); prints why not and returns nullopt.
+std::optional<std::vector<const core::Member*>> Targets(const Loaded& loaded,
+                                                        const std::vector<std::string>& names) {
+  std::vector<const core::Member*> out;
+  if (names.empty()) {
+    for (const auto& [name, m] : loaded.view.members) out.push_back(&m);
+  }
+  for (const auto& name : names) {
+    const core::Member* m = FindTarget(loaded, name);
+    if (!m) return std::nullopt;
+    out.push_back(m);
+  }
+  if (out.empty()) {
+    std::cerr << "cluster " << loaded.config.scope << " has no members\n";
+    exit_status = 1;
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::string Names(const std::vector<const core::Member*>& members) {
+  std::string out;
+  for (const auto* m : members) out += (out.empty() ? "" : ", ") + m->name.str();
+  return out;
+}
+
+struct RestartArgs {
+  std::vector<std::string> members;
+  std::string role, scheduled, pg_version;
+  int timeout_s = 0;
+  bool pending = false;
+  bool force = false;
+};
+
+// restart, as patronictl: POST /restart on each member, now or with a schedule; the answers
+// reported per member in patronictl's words.
+int RestartMembers(const Common& common, const RestartArgs& args) {
+  std::optional<std::string> schedule;
+  if (!args.scheduled.empty() && args.scheduled != "now") {
+    auto at = ScheduleWithZone(args.scheduled);
+    if (!at) {
+      std::cerr << at.error().message << "\n";
+      return 1;
+    }
+    schedule = *at;
+  }
+  auto loaded = LoadCluster(common);
+  if (!loaded) return exit_status;
+  if (schedule && ConfigPaused(loaded->view)) {
+    std::cerr << "Can't schedule restart in the paused mode\n";
+    return 1;
+  }
+  auto targets = Targets(*loaded, args.members);
+  if (!targets) return exit_status;
+  if (!args.force && !Confirm("Are you sure you want to restart members " + Names(*targets) +
+                              (schedule ? " at " + *schedule : "") + "?")) {
+    std::cerr << "Aborted\n";
+    return 1;
+  }
+  nlohmann::json body = nlohmann::json::object();
+  if (!args.role.empty()) body["role"] = args.role;
+  if (args.pending) body["restart_pending"] = true;
+  if (!args.pg_version.empty()) body["postgres_version"] = args.pg_version;
+  if (args.timeout_s > 0) body["timeout"] = args.timeout_s;
+  if (schedule) body["schedule"] = *schedule;
+  int status = 0;
+  for (const core::Member* m : *targets) {
+    const std::string name = m->name.str();
+    if (m->api_url.empty()) {
+      std::cerr << "Failed: restart for member " << name << ": no REST API address\n";
+      status = 1;
+      continue;
+    }
+    if (schedule && args.force && loaded->scheduled_restarts.contains(m->name)) {
+      // --force replaces a restart already scheduled there (patronictl does the same).
+      auto gone = api::HttpCall(RequestTo(*m, "DELETE", "/restart", loaded->config));
+      if (!gone || gone->status >= 400) {
+        std::cerr << "Failed: flush scheduled restart for member " << name << "\n";
+      }
+    }
+    api::HttpClientRequest request = RequestTo(*m, "POST", "/restart", loaded->config);
+    request.body = body.dump();
+    request.timeout = std::chrono::seconds(100 + args.timeout_s);
+    auto response = api::HttpCall(request);
+    if (!response) {
+      std::cerr << "Failed: restart for member " << name << ": " << response.error().ToString()
+                << "\n";
+      status = 1;
+    } else if (response->status == 200) {
+      std::cout << "Success: restart on member " << name << "\n";
+    } else if (response->status == 202) {
+      std::cout << "Success: restart scheduled on member " << name << "\n";
+    } else if (response->status == 409) {
+      std::cerr << "Failed: another restart is already scheduled on member " << name << "\n";
+      status = 1;
+    } else {
+      std::cerr << "Failed: restart for member " << name << ", status code=" << response->status
+                << ", (" << response->body << ")\n";
+      status = 1;
+    }
+  }
+  return status;
+}
+
+// flush restart: DELETE /restart on each member that shows a scheduled restart. flush
+// switchover: DELETE /switchover on the leader (then the others until one answers).
+int Flush(const Common& common, const std::string& target,
+          const std::vector<std::string>& members) {
+  auto loaded = LoadCluster(common);
+  if (!loaded) return exit_status;
+  const auto& view = loaded->view;
+  auto report = [](const Result<api::HttpResponse>& r, const std::string& name) {
+    if (r && r->status < 400) {
+      std::cout << "Success: flush scheduled restart for member " << name << "\n";
+      return 0;
+    }
+    std::cerr << "Failed: flush scheduled restart for member " << name;
+    if (r) {
+      std::cerr << ", status code=" << r->status << ", (" << r->body << ")\n";
+    } else {
+      std::cerr << ": " << r.error().ToString() << "\n";
+    }
+    return 1;
+  };
+  if (target == "restart") {
+    auto targets = Targets(*loaded, members);
+    if (!targets) return exit_status;
+    int status = 0;
+    for (const core::Member* m : *targets) {
+      if (!loaded->scheduled_restarts.contains(m->name) || m->api_url.empty()) {
+        std::cout << "No scheduled restart for member " << m->name.str() << "\n";
+        continue;
+      }
+      auto r = api::HttpCall(RequestTo(*m, "DELETE", "/restart", loaded->config));
+      status |= report(r, m->name.str());
+    }
+    return status;
+  }
+  if (!view.failover || !view.failover->scheduled_at) {
+    std::cout << "No pending scheduled switchover\n";
+    return 0;
+  }
+  const std::vector<const core::Member*> order = LeaderFirst(view);
+  for (const core::Member* m : order) {
+    if (m->api_url.empty()) continue;
+    auto r = api::HttpCall(RequestTo(*m, "DELETE", "/switchover", loaded->config));
+    if (!r) continue;
+    if (r->status == 200 || r->status == 404) {
+      (r->status == 200 ? std::cout : std::cerr)
+          << (r->status == 200 ? "Success: " : "Failed: ") << r->body << "\n";
+      return r->status == 200 ? 0 : 1;
+    }
+    std::cerr << "Failed: member=" << m->name.str() << ", status_code=" << r->status << ", ("
+              << r->body << ")\n";
+  }
+  std::cerr << "Could not find any accessible member of cluster " << loaded->config.scope << "\n";
+  return 1;
+}
+
 // pause / resume, as patronictl does: PATCH /config {"pause": true|null} on the leader (then the
 // other members, leader first, until one answers); with --wait, until every member's REST API
-// reports the new mode (GET /patroni "pause"), for `timeout` at most.
+// reports the new mode (GET /patroni "pause"), for `timeout` at most. Members that cannot be
+// reached are reported apart, and make the exit status 1 (pause_wait.h).
 int TogglePause(const Common& common, bool pause, bool wait, std::chrono::seconds timeout) {
   auto loaded = LoadCluster(common);
   if (!loaded) return exit_status;
@@ -229,13 +431,7 @@ int TogglePause(const Common& common, bool pause, bool wait, std::chrono::second
     std::cerr << "Cluster is " << (pause ? "already" : "not") << " paused\n";
     return 1;
   }
-  std::vector<const core::Member*> order;
-  if (view.leader) {
-    if (const core::Member* l = view.FindMember(view.leader->holder)) order.push_back(l);
-  }
-  for (const auto& [name, m] : view.members) {
-    if (!view.LeaderIs(name)) order.push_back(&m);
-  }
+  const std::vector<const core::Member*> order = LeaderFirst(view);
   const nlohmann::json body = {{"pause", pause ? nlohmann::json(true) : nlohmann::json(nullptr)}};
   const std::string what = pause ? "pause" : "resume";
   for (const core::Member* m : order) {
@@ -258,30 +454,45 @@ int TogglePause(const Common& common, bool pause, bool wait, std::chrono::second
       return 0;
     }
     std::cout << "'" << what << "' request sent, waiting until it is recognized by all nodes\n";
+    // Until every member that answers reports the new mode; one that cannot be reached is
+    // retried for a few more rounds, then reported apart (never counted as done).
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::vector<std::string> pending;
+    constexpr int kUnreachableRounds = 4;
+    int rounds_after_reachable_done = 0;
+    PauseProgress progress;
+    bool timed_out = false;
     while (true) {
-      pending.clear();
+      std::vector<PauseAnswer> answers;
       for (const auto& [name, member] : view.members) {
-        if (member.api_url.empty()) continue;
-        auto status = api::HttpCall(RequestTo(member, "GET", "/patroni", loaded->config));
-        auto j = status ? nlohmann::json::parse(status->body, nullptr, false) : nlohmann::json();
-        const bool reported = j.is_object() && j.contains("pause") && j["pause"].is_boolean() &&
-                              j["pause"].get<bool>();
-        if (reported != pause) pending.push_back(name.str());
+        PauseAnswer a{name.str(), std::nullopt, "no REST API address in its member key"};
+        if (!member.api_url.empty()) {
+          api::HttpClientRequest request = RequestTo(member, "GET", "/patroni", loaded->config);
+          request.timeout = std::chrono::seconds(2);
+          auto status = api::HttpCall(request);
+          if (status) {
+            a.body = status->body;
+          } else {
+            a.error = status.error().ToString();
+          }
+        }
+        answers.push_back(std::move(a));
       }
-      if (pending.empty()) break;
+      progress = JudgePauseAnswers(answers, pause);
+      if (progress.ReachableDone() &&
+          (progress.unreachable.empty() || ++rounds_after_reachable_done >= kUnreachableRounds)) {
+        break;
+      }
       if (std::chrono::steady_clock::now() >= deadline) {
-        std::string names;
-        for (const auto& n : pending) names += (names.empty() ? "" : ", ") + n;
-        std::cerr << "Timed out after " << timeout.count() << " s: not yet " << what << "d on "
-                  << names << "\n";
-        return 1;
+        timed_out = true;
+        break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
-    std::cout << "Success: cluster management is " << (pause ? "paused" : "resumed") << "\n";
-    return 0;
+    const std::string message =
+        PauseWaitMessage(progress, pause, timed_out, static_cast<int>(timeout.count()));
+    const bool ok = progress.pending.empty() && progress.unreachable.empty();
+    (ok ? std::cout : std::cerr) << message;
+    return ok ? 0 : 1;
   }
   std::cerr << "Can not find accessible cluster member\n";
   return 1;
@@ -310,7 +521,7 @@ void RegisterCommands(CLI::App& app) {
   list->callback([common, format] {
     auto loaded = LoadCluster(*common);
     if (!loaded) return;
-    auto table = BuildClusterTable(loaded->config.scope, loaded->view);
+    auto table = BuildClusterTable(loaded->config.scope, loaded->view, loaded->scheduled_restarts);
     std::cout << (*format == "json" ? RenderJson(table) : RenderTable(table));
   });
 
@@ -460,29 +671,40 @@ void RegisterCommands(CLI::App& app) {
     bool pending = false;
     bool force = false;
   };
-  auto rs = std::make_shared<MemberArgs>();
-  auto* restart = app.add_subcommand("restart", "Restart a member's PostgreSQL (no failover)");
+  auto rs = std::make_shared<RestartArgs>();
+  auto* restart = app.add_subcommand(
+      "restart", "Restart members' PostgreSQL (no failover), now or at a scheduled time");
   AddConfigOption(restart, *common);
-  restart->add_option("member", rs->member, "the member to restart")->required();
+  restart->add_option("member", rs->members, "the members to restart (default: every member)");
   restart->add_option("--role", rs->role, "only if the member has this role")
       ->check(CLI::IsMember({"primary", "replica", "standby_leader"}));
+  restart->add_option("--scheduled", rs->scheduled,
+                      "when: ISO 8601 (without a zone: local time), or now (the default)");
+  restart->add_option("--pg-version", rs->pg_version,
+                      "only if the member's PostgreSQL version is lower than this (e.g. 15.6)");
+  restart->add_option("--timeout", rs->timeout_s, "seconds PostgreSQL may take to start")
+      ->check(CLI::PositiveNumber);
   restart->add_flag("--pending", rs->pending, "only if a restart is pending");
-  restart->add_flag("--force", rs->force, "do not ask for confirmation");
-  restart->callback([common, rs] {
-    auto loaded = LoadCluster(*common);
-    if (!loaded) return;
-    const core::Member* target = FindTarget(*loaded, rs->member);
-    if (!target) return;
-    if (!rs->force && !Confirm("Are you sure you want to restart member " + rs->member + "?")) {
-      std::cerr << "Aborted\n";
-      exit_status = 1;
-      return;
-    }
-    nlohmann::json body = nlohmann::json::object();
-    if (!rs->role.empty()) body["role"] = rs->role;
-    if (rs->pending) body["restart_pending"] = true;
-    PostRequest(*target, "/restart", body, loaded->config);
-  });
+  restart->add_flag("--force", rs->force,
+                    "do not ask for confirmation; with --scheduled, replace a scheduled restart");
+  restart->callback([common, rs] { exit_status = RestartMembers(*common, *rs); });
+
+  // --- flush (discard scheduled events) ---
+  struct FlushArgs {
+    std::string target;
+    std::vector<std::string> members;
+    bool force = false;  // accepted as patronictl's; nothing is asked
+  };
+  auto fl = std::make_shared<FlushArgs>();
+  auto* flush = app.add_subcommand(
+      "flush", "Discard scheduled events: restart (on members) or the scheduled switchover");
+  AddConfigOption(flush, *common);
+  flush->add_option("target", fl->target, "restart or switchover")
+      ->required()
+      ->check(CLI::IsMember({"restart", "switchover"}));
+  flush->add_option("member", fl->members, "restart: the members (default: every member)");
+  flush->add_flag("--force", fl->force, "do not ask for confirmation");
+  flush->callback([common, fl] { exit_status = Flush(*common, fl->target, fl->members); });
 
   auto rl = std::make_shared<MemberArgs>();
   auto* reload =

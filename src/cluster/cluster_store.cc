@@ -81,6 +81,9 @@ Result<ClusterRead> ClusterStore::Read() const {
       }
       keep(DecodeMember(k, name, kv.value), [&](core::Member m) {
         m.lease = kv.lease;
+        if (auto scheduled = ScheduledRestartOfMember(kv.value)) {
+          out.scheduled_restarts[m.name] = std::move(*scheduled);
+        }
         v.members[m.name] = std::move(m);
       });
     } else if (k == keys_.status) {
@@ -170,8 +173,9 @@ Result<void> ClusterStore::UpdateLeaderStatus(const MemberName& me,
   return Ok();
 }
 
-Result<void> ClusterStore::WriteMember(const core::Member& member, dcs::LeaseId lease) {
-  auto r = dcs_.Put(keys_.Member(member.name), EncodeMember(member), lease);
+Result<void> ClusterStore::WriteMember(const core::Member& member, dcs::LeaseId lease,
+                                       const std::optional<std::string>& scheduled_restart) {
+  auto r = dcs_.Put(keys_.Member(member.name), EncodeMember(member, scheduled_restart), lease);
   if (!r) return Fail(r.error());
   return Ok();
 }

@@ -21,6 +21,8 @@
 // Thread-safety: as the Dcs it wraps; the object itself holds no mutable state.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,9 @@ struct Keys {
 struct ClusterRead {
   core::ClusterView view;
   std::vector<Error> problems;  // kCorrupt per malformed key; that key is left out of the view
+  // members/<name> "scheduled_restart" objects (JSON text), for `pgwarden list`; the decision
+  // core does not look at them.
+  std::map<MemberName, std::string> scheduled_restarts;
 };
 
 class ClusterStore {
@@ -63,7 +68,9 @@ class ClusterStore {
   Result<void> AcquireLeader(const MemberName& me, dcs::LeaseId lease);
   Result<void> ReleaseLeader(const MemberName& me);
   Result<void> UpdateLeaderStatus(const MemberName& me, const core::LeaderStatus& status);
-  Result<void> WriteMember(const core::Member& member, dcs::LeaseId lease);
+  // `scheduled_restart`: see EncodeMember.
+  Result<void> WriteMember(const core::Member& member, dcs::LeaseId lease,
+                           const std::optional<std::string>& scheduled_restart = std::nullopt);
   Result<void> AppendHistory(const MemberName& me, const core::HistoryEntry& entry,
                              int64_t expected_mod_revision);
   Result<void> ClearFailoverRequest(int64_t mod_revision);

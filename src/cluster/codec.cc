@@ -103,7 +103,8 @@ std::string OptString(const json& j, const char* name) {
 
 }  // namespace
 
-std::string EncodeMember(const core::Member& m) {
+std::string EncodeMember(const core::Member& m,
+                         const std::optional<std::string>& scheduled_restart) {
   json tags = json::object();
   if (m.tags.nofailover) tags["nofailover"] = true;
   if (m.tags.nosync) tags["nosync"] = true;
@@ -124,7 +125,20 @@ std::string EncodeMember(const core::Member& m) {
       {"tags", tags},
   };
   if (m.pending_restart) j["pending_restart"] = true;  // as Patroni: only when set
+  if (scheduled_restart) {
+    json scheduled = json::parse(*scheduled_restart, nullptr, false);
+    if (scheduled.is_object()) j["scheduled_restart"] = std::move(scheduled);
+  }
   return j.dump();
+}
+
+std::optional<std::string> ScheduledRestartOfMember(std::string_view text) {
+  if (text.find("\"scheduled_restart\"") == std::string_view::npos) return std::nullopt;
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find("scheduled_restart");
+  if (it == j.end() || !it->is_object()) return std::nullopt;
+  return it->dump();
 }
 
 Result<core::Member> DecodeMember(const std::string& key, std::string_view name,

@@ -16,10 +16,16 @@ namespace pgwarden::cluster {
 
 // members/<name>: {"conn_url", "api_url", "state", "role", "timeline", "xlog_location",
 // "received_lsn", "replayed_lsn", "current_lsn", "tags": {...}, "pending_restart": true (only
-// when set, as Patroni)}.
-std::string EncodeMember(const core::Member& member);
+// when set, as Patroni)}. `scheduled_restart`: the agent's scheduled restart (a JSON object as
+// text, api/restart_schedule.h), written as the key's "scheduled_restart" when given.
+std::string EncodeMember(const core::Member& member,
+                         const std::optional<std::string>& scheduled_restart = std::nullopt);
 Result<core::Member> DecodeMember(const std::string& key, std::string_view name,
                                   std::string_view json);
+
+// The "scheduled_restart" object of a members/<name> value (JSON text), if it has one; nullopt
+// also when the value is not JSON (DecodeMember reports that).
+std::optional<std::string> ScheduledRestartOfMember(std::string_view json);
 
 // status: {"optime": <int>, "slots": {}}.
 std::string EncodeStatus(const core::LeaderStatus& status);

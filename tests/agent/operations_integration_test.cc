@@ -10,7 +10,9 @@
 //   - PATCH /config ttl: the leader key moves to a lease with the new ttl (checked at etcd), the
 //     old lease is revoked, and nobody fails over;
 //   - POST /restart on the leader (new postmaster, same leader throughout, no history entry) and
-//     on a replica; POST /reinitialize on a replica (re-cloned, streams again, has the rows);
+//     on a replica; a scheduled POST /restart runs at its time, or is cancelled (DELETE
+//     /restart), or is dropped when its conditions no longer hold; POST /reinitialize on a replica
+//     (re-cloned, streams again, has the rows);
 //   - a switchover publishes the old leader's member state "stopping" before it stops;
 //   - maintenance mode (`pgwarden pause` / `resume`): while paused, the primary's agent killed
 //     (SIGKILL, PostgreSQL left running) lets the leader key expire and nobody takes it; after
@@ -21,6 +23,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -28,6 +31,7 @@
 #include <thread>
 
 #include "api/http_client.h"
+#include "api/restart_schedule.h"
 #include "common/process.h"
 #include "dcs/etcd3/etcd_dcs.h"
 #include "support/cluster_harness.h"
@@ -301,12 +305,10 @@ TEST_F(OperationsCluster, RestartOfTheLeaderKeepsTheLeadership) {
       std::this_thread::sleep_for(milliseconds(20));
     }
   });
-  // Filters as Patroni: a role that does not match, a schedule pgwarden does not support.
+  // Filters as Patroni: a role that does not match.
   auto mismatch = Call(p, "POST", "/restart", R"({"role": "replica"})");
   EXPECT_EQ(mismatch.first, 503) << mismatch.second;
   EXPECT_NE(mismatch.second.find("restart conditions are not satisfied"), std::string::npos);
-  auto scheduled = Call(p, "POST", "/restart", R"({"schedule": "2099-01-01T00:00:00Z"})");
-  EXPECT_EQ(scheduled.first, 400) << scheduled.second;
   EXPECT_EQ(c().PostmasterPid(p), pid);
 
   auto r = Call(p, "POST", "/restart", R"({"restart_pending": true, "role": "primary"})");
@@ -339,6 +341,99 @@ TEST_F(OperationsCluster, RestartOfAReplica) {
   EXPECT_EQ(c().Primary(), p);
 }
 
+// POST /restart with a schedule ~2 s ahead on every member: a replica restarts at its time (its
+// conditions hold), one whose condition fails at that time is cleared without a restart, and the
+// leader's is cancelled (DELETE /restart) and never runs. Each is shown in GET /patroni and in the
+// member key while it is scheduled, and gone after.
+TEST_F(OperationsCluster, ScheduledRestartRunsAtItsTimeUnlessCancelledOrUnmatched) {
+  const size_t p = *c().Primary();
+  const size_t r1 = Replicas(p).front();
+  const size_t r2 = Replicas(p).back();
+  const auto pid_p = c().PostmasterPid(p);
+  const auto pid_r1 = c().PostmasterPid(r1);
+  const auto pid_r2 = c().PostmasterPid(r2);
+  ASSERT_TRUE(pid_p && pid_r1 && pid_r2);
+  // Whole seconds, 2 to 3 s ahead: the agent shows it back exactly as written here.
+  const std::string at = api::FormatIsoUtc(
+      std::chrono::time_point_cast<seconds>(std::chrono::system_clock::now() + milliseconds(3000)));
+  auto schedule = [&](size_t i, const std::string& conditions) {
+    return Call(i, "POST", "/restart", R"({"schedule": ")" + at + "\"" + conditions + "}");
+  };
+  auto scheduled_in_api = [&](size_t i) {
+    auto j = Json::parse(c().Get(i, "/patroni").second, nullptr, false);
+    return j.is_object() && j.contains("scheduled_restart") ? j["scheduled_restart"] : Json();
+  };
+  auto scheduled_in_key = [&](size_t i) {
+    auto j = Json::parse(Value("members/" + c().node(i).name), nullptr, false);
+    return j.is_object() && j.contains("scheduled_restart") ? j["scheduled_restart"] : Json();
+  };
+
+  auto a1 = schedule(r1, R"(, "role": "replica")");
+  ASSERT_EQ(a1.first, 202) << a1.second;
+  EXPECT_EQ(a1.second, "Restart scheduled");
+  auto again = schedule(r1, "");
+  EXPECT_EQ(again.first, 409) << again.second;
+  EXPECT_EQ(again.second, "Another restart is already scheduled");
+  auto a2 = schedule(r2, R"(, "role": "primary")");
+  ASSERT_EQ(a2.first, 202) << a2.second;
+  auto ap = schedule(p, "");
+  ASSERT_EQ(ap.first, 202) << ap.second;
+  auto cancel = Call(p, "DELETE", "/restart", "");
+  EXPECT_EQ(cancel.first, 200) << cancel.second;
+  EXPECT_EQ(cancel.second, "scheduled restart deleted");
+  cancel = Call(p, "DELETE", "/restart", "");
+  EXPECT_EQ(cancel.first, 404) << cancel.second;
+  EXPECT_EQ(cancel.second, "no restarts are scheduled");
+
+  // Published while scheduled (both by the control thread's next turn).
+  // The published object, once there (null after 2 s without).
+  auto wait_for_object = [](const std::function<Json()>& read) {
+    Json value;
+    ClusterHarness::WaitFor(
+        [&] {
+          value = read();
+          return value.is_object();
+        },
+        seconds(2));
+    return value;
+  };
+  Json api_view = wait_for_object([&] { return scheduled_in_api(r1); });
+  ASSERT_TRUE(api_view.is_object()) << "GET /patroni shows no scheduled_restart";
+  EXPECT_EQ(api_view.value("schedule", ""), at) << api_view.dump();
+  EXPECT_EQ(api_view.value("role", ""), "replica") << api_view.dump();
+  EXPECT_FALSE(api_view.contains("postmaster_start_time")) << api_view.dump();
+  Json key_view = wait_for_object([&] { return scheduled_in_key(r1); });
+  ASSERT_TRUE(key_view.is_object()) << "the member key shows no scheduled_restart";
+  EXPECT_EQ(key_view.value("schedule", ""), at) << key_view.dump();
+  EXPECT_TRUE(key_view.contains("postmaster_start_time")) << key_view.dump();
+  EXPECT_TRUE(ClusterHarness::WaitFor([&] { return scheduled_in_api(p).is_null(); }, seconds(2)))
+      << "the cancelled schedule is still shown";
+
+  // At its time: r1 restarts, and every schedule is gone.
+  ASSERT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        auto pid = c().PostmasterPid(r1);
+        return pid && *pid != *pid_r1;
+      },
+      seconds(12)))
+      << "the scheduled restart did not run\n"
+      << c().AgentLog(r1);
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        for (size_t i : {p, r1, r2}) {
+          if (!scheduled_in_api(i).is_null() || !scheduled_in_key(i).is_null()) return false;
+        }
+        return true;
+      },
+      seconds(5)))
+      << "a schedule is still published";
+  EXPECT_EQ(c().PostmasterPid(r2), pid_r2) << "r2's role condition did not hold: no restart";
+  EXPECT_EQ(c().PostmasterPid(p), pid_p) << "the cancelled restart ran";
+  EXPECT_NE(c().AgentLog(r2, 200000).find("not restarting, host role mismatch"), std::string::npos);
+  EXPECT_EQ(c().Primary(), p);
+  EXPECT_TRUE(ClusterHarness::WaitFor([&] { return Streaming(p, 2); }, seconds(20)));
+}
+
 TEST_F(OperationsCluster, ReinitializeAReplica) {
   const size_t p = *c().Primary();
   const size_t r = Replicas(p).back();
@@ -364,8 +459,8 @@ TEST_F(OperationsCluster, ReinitializeAReplica) {
   EXPECT_EQ(c().Primary(), p);
 }
 
-// The CLI drives the same endpoints: `pgwarden edit-config`, `reload`, `restart`, with the
-// agent's config file.
+// The CLI drives the same endpoints: `pgwarden edit-config`, `reload`, `restart` (now and
+// --scheduled), `flush restart`, `list`, with the agent's config file.
 TEST_F(OperationsCluster, CliEditConfigReloadRestart) {
   const size_t p = *c().Primary();
   const size_t r = Replicas(p).front();
@@ -410,6 +505,50 @@ TEST_F(OperationsCluster, CliEditConfigReloadRestart) {
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_NE(unknown.output.find("member nobody does not exist"), std::string::npos)
       << unknown.output;
+
+  // restart --scheduled, the list's "Scheduled restart" column, flush restart.
+  auto list = [&] {
+    Command cmd;
+    cmd.argv = {PGWARDEN_BINARY, "list", "-c", c().node(r).config_path};
+    auto out = pgwarden::Run(cmd, seconds(30));
+    return out ? out->output : out.error().ToString();
+  };
+  const std::string later = api::FormatIsoUtc(std::chrono::time_point_cast<seconds>(
+      std::chrono::system_clock::now() + std::chrono::hours(1)));
+  auto scheduled = cli({"restart", c().node(r).name, "--scheduled", later});
+  EXPECT_EQ(scheduled.exit_code, 0) << scheduled.output;
+  EXPECT_NE(scheduled.output.find("Success: restart scheduled on member " + c().node(r).name),
+            std::string::npos)
+      << scheduled.output;
+  std::string shown;
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        shown = list();
+        return shown.find(later.substr(0, 10) + " " + later.substr(11, 8)) != std::string::npos;
+      },
+      seconds(5)))
+      << shown;
+  // With --force (as patronictl) a second schedule replaces the first; a time without a zone is
+  // local time.
+  auto again = cli({"restart", c().node(r).name, "--scheduled", "2099-01-01T12:00:00"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] {
+        shown = list();
+        return shown.find("| 2099-01-01 ") != std::string::npos;
+      },
+      seconds(5)))
+      << shown;
+  auto flush = cli({"flush", "restart"});
+  EXPECT_EQ(flush.exit_code, 0) << flush.output;
+  EXPECT_NE(flush.output.find("Success: flush scheduled restart for member " + c().node(r).name),
+            std::string::npos)
+      << flush.output;
+  EXPECT_NE(flush.output.find("No scheduled restart for member " + c().node(p).name),
+            std::string::npos)
+      << flush.output;
+  EXPECT_TRUE(ClusterHarness::WaitFor(
+      [&] { return list().find("Scheduled restart") == std::string::npos; }, seconds(5)));
   EXPECT_TRUE(ClusterHarness::WaitFor([&] { return Streaming(p, 2); }, seconds(20)));
 }
 

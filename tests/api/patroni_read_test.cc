@@ -237,12 +237,14 @@ TEST_F(ApiReadTest, PatroniStatusOfAPrimaryHasPatroniFieldNames) {
   EXPECT_FALSE(j.contains("sync_standby"));
   EXPECT_FALSE(j.contains("tags"));
   EXPECT_FALSE(j.contains("pending_restart"));
+  EXPECT_FALSE(j.contains("scheduled_restart"));
 }
 
 TEST_F(ApiReadTest, PatroniStatusOfReplicasAndStoppedMembers) {
   ApiSnapshot s = SyncReplicaSnapshot();
   s.pause = true;
   s.self.pending_restart = true;
+  s.self.scheduled_restart = R"({"schedule":"2026-11-26T08:15:00+00:00","role":"replica"})";
   s.self.tags.nofailover = true;
   s.self.tags.failover_priority = 2;
   Publish(s);
@@ -256,6 +258,8 @@ TEST_F(ApiReadTest, PatroniStatusOfReplicasAndStoppedMembers) {
   EXPECT_EQ(j["sync_standby"], true);
   EXPECT_EQ(j["pause"], true);
   EXPECT_EQ(j["pending_restart"], true);
+  EXPECT_EQ(j["scheduled_restart"],
+            Json({{"schedule", "2026-11-26T08:15:00+00:00"}, {"role", "replica"}}));
   EXPECT_EQ(j["tags"], Json({{"nofailover", true}, {"failover_priority", 2}, {"dc", "east"}}));
   EXPECT_FALSE(j.contains("replication"));
 

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cluster/codec.h"
+
 namespace pgwarden::cli {
 namespace {
 
@@ -139,6 +141,38 @@ TEST(ClusterTable, HostFromConnUrl) {
   EXPECT_EQ(HostFromConnUrl("postgres://u:p@10.0.0.1:5432/db?sslmode=require"), "10.0.0.1:5432");
   EXPECT_EQ(HostFromConnUrl("postgresql://127.0.0.1:6000"), "127.0.0.1:6000");
   EXPECT_EQ(HostFromConnUrl("host=a port=1"), "host=a port=1");
+}
+
+// Like patronictl: a "Scheduled restart" column only while some member key carries a
+// `scheduled_restart` (written by cluster::EncodeMember, read back by ScheduledRestartOfMember).
+TEST(ClusterTable, ScheduledRestartColumnFromTheMemberKeys) {
+  auto view = ThreeMembers();
+  std::string plain = RenderTable(BuildClusterTable("demo", view));
+  EXPECT_EQ(plain.find("Scheduled restart"), std::string::npos) << plain;
+
+  const std::string value =
+      cluster::EncodeMember(view.members[MemberName("n3")],
+                            R"({"schedule":"2026-11-26T08:15:00+00:00","postgres_version":"15.6",)"
+                            R"("postmaster_start_time":null})");
+  auto decoded = cluster::DecodeMember("/service/demo/members/n3", "n3", value);
+  ASSERT_TRUE(decoded) << decoded.error().ToString();
+  EXPECT_EQ(*decoded, view.members[MemberName("n3")]) << "the extra field changed the member";
+  auto scheduled = cluster::ScheduledRestartOfMember(value);
+  ASSERT_TRUE(scheduled.has_value()) << value;
+  EXPECT_FALSE(cluster::ScheduledRestartOfMember(cluster::EncodeMember(*decoded)).has_value());
+
+  std::map<MemberName, std::string> restarts = {{MemberName("n3"), *scheduled}};
+  auto table = BuildClusterTable("demo", view, restarts);
+  EXPECT_EQ(table.rows[2].scheduled_restart, "2026-11-26 08:15:00+00:00 if version < 15.6");
+  EXPECT_TRUE(table.rows[0].scheduled_restart.empty());
+  std::string text = RenderTable(table);
+  EXPECT_NE(text.find("| Scheduled restart "), std::string::npos) << text;
+  EXPECT_NE(text.find("| 2026-11-26 08:15:00+00:00 if version < 15.6 |"), std::string::npos)
+      << text;
+  auto json = nlohmann::json::parse(RenderJson(table));
+  EXPECT_EQ(json[2]["Scheduled restart"], "2026-11-26 08:15:00+00:00 if version < 15.6");
+  EXPECT_FALSE(json[0].contains("Scheduled restart"));
+  EXPECT_EQ(ScheduledRestartText("not json"), "");
 }
 
 TEST(ClusterTable, EmptyClusterRendersHeaderOnly) {
