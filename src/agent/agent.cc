@@ -301,6 +301,7 @@ void Agent::ControlTurn() {
   if (read) {
     for (const Error& e : read->problems) spdlog::warn("etcd: {}", e.ToString());
     ApplyDynamicConfig(read->view);
+    scheduled_restarts_ = std::move(read->scheduled_restarts);
     obs.cluster = std::move(read->view);
     dcs_last_seen_ = obs.wall_now;
   } else {
@@ -561,10 +562,18 @@ void Agent::Publish(const core::Decision& d) {
   in.dcs_last_seen = dcs_last_seen_;
   if (api_) {
     auto snapshot = BuildSnapshot(in);
-    if (auto scheduled = restart_schedule_.Get()) {
-      // GET /patroni shows the scheduled restart (without the postmaster start time).
+    auto scheduled = restart_schedule_.Get();
+    if (scheduled || (snapshot->cluster && !scheduled_restarts_.empty())) {
+      // Scheduled restarts: ours in GET /patroni (without the postmaster start time), the
+      // members' keys' in /cluster.
       auto with = std::make_shared<api::ApiSnapshot>(*snapshot);
-      with->self.scheduled_restart = api::ScheduledRestartJson(*scheduled, false);
+      if (scheduled) with->self.scheduled_restart = api::ScheduledRestartJson(*scheduled, false);
+      if (with->cluster) {
+        for (auto& m : with->cluster->members) {
+          auto it = scheduled_restarts_.find(MemberName(m.name));
+          if (it != scheduled_restarts_.end()) m.scheduled_restart = it->second;
+        }
+      }
       snapshot = std::move(with);
     }
     api_->SetSnapshot(std::move(snapshot));

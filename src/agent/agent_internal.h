@@ -204,6 +204,7 @@ class Agent {
   std::shared_ptr<OperatorRequest> operator_request_;  // guarded by op_mu_
   api::RestartSchedule restart_schedule_;              // POST /restart with "schedule"
   uint64_t restart_schedule_published_ = 0;  // its version in the member key (control thread)
+  std::map<MemberName, std::string> scheduled_restarts_;  // the members' keys show (/cluster)
   std::thread fence_thread_;
   std::unique_ptr<WatchdogClient> watchdog_;  // null: it could not start; fence thread only
   SteadyTime watchdog_complained_{};         // rate limit of its warnings (fence thread)

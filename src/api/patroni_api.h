@@ -129,6 +129,8 @@ struct ClusterMember {
   std::optional<Lsn> receive_lsn;  // replicas: received position, if reported
   std::optional<Lsn> replay_lsn;   // replicas: replayed position, if reported
   bool pending_restart = false;
+  // The member key's "scheduled_restart" object (JSON text), if it has one.
+  std::optional<std::string> scheduled_restart;
   MemberTags tags;
 };
 

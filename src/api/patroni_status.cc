@@ -161,6 +161,10 @@ std::string ClusterJson(const ApiSnapshot& s) {
     }
     if (m->timeline) member["timeline"] = m->timeline->value();
     if (m->pending_restart) member["pending_restart"] = true;
+    if (m->scheduled_restart) {
+      auto scheduled = Json::parse(*m->scheduled_restart, nullptr, false);
+      if (scheduled.is_object()) member["scheduled_restart"] = std::move(scheduled);
+    }
     if (!m->tags.empty()) member["tags"] = TagsJson(m->tags);
     if (!(c.leader && m->name == leader)) {
       auto add = [&](const char* lsn_key, const char* lag_key, const std::optional<Lsn>& lsn) {

@@ -406,6 +406,18 @@ TEST_F(OperationsCluster, ScheduledRestartRunsAtItsTimeUnlessCancelledOrUnmatche
   ASSERT_TRUE(key_view.is_object()) << "the member key shows no scheduled_restart";
   EXPECT_EQ(key_view.value("schedule", ""), at) << key_view.dump();
   EXPECT_TRUE(key_view.contains("postmaster_start_time")) << key_view.dump();
+  // Any member's /cluster lists it from the member key, as Patroni's does.
+  Json listed = wait_for_object([&] {
+    auto j = Json::parse(c().Get(p, "/cluster").second, nullptr, false);
+    if (!j.is_object() || !j.contains("members")) return Json();
+    for (const auto& m : j["members"]) {
+      if (m.value("name", "") == c().node(r1).name && m.contains("scheduled_restart")) {
+        return m["scheduled_restart"];
+      }
+    }
+    return Json();
+  });
+  EXPECT_EQ(listed.value("schedule", ""), at) << listed.dump();
   EXPECT_TRUE(ClusterHarness::WaitFor([&] { return scheduled_in_api(p).is_null(); }, seconds(2)))
       << "the cancelled schedule is still shown";
 

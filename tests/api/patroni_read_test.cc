@@ -324,15 +324,22 @@ TEST_F(ApiReadTest, ClusterHasPatroniShape) {
   EXPECT_EQ(Get("/cluster").status, 503);
 }
 
-TEST_F(ApiReadTest, ClusterShowsPendingRestartFromTheMemberKeys) {
+TEST_F(ApiReadTest, ClusterShowsPendingAndScheduledRestartsFromTheMemberKeys) {
   ApiSnapshot s = ReplicaSnapshot();
   for (auto& m : s.cluster->members) m.pending_restart = m.name == "n3";
+  for (auto& m : s.cluster->members) {
+    if (m.name == "n2") m.scheduled_restart = R"({"schedule":"2026-11-26T08:15:00+00:00"})";
+  }
   Publish(s);
   Json j = Json::parse(Get("/cluster").body);
   ASSERT_EQ(j["members"].size(), 3u);
   EXPECT_FALSE(j["members"][0].contains("pending_restart"));
   EXPECT_FALSE(j["members"][1].contains("pending_restart"));
   EXPECT_EQ(j["members"][2]["pending_restart"], true);
+  EXPECT_EQ(j["members"][1]["scheduled_restart"],
+            Json({{"schedule", "2026-11-26T08:15:00+00:00"}}));
+  EXPECT_FALSE(j["members"][0].contains("scheduled_restart"));
+  EXPECT_FALSE(j["members"][2].contains("scheduled_restart"));
 }
 
 TEST_F(ApiReadTest, HistoryAndConfig) {
