@@ -136,8 +136,9 @@ std::optional<SteadyTime> Agent::CheckScheduledRestart() {
           }
           break;
         case api::ScheduleVerdict::kRun: {
+          const bool pg_busy = worker_->InFlight().has_value();
           std::lock_guard lock(op_mu_);
-          if (!snapshot || operator_request_ || worker_->InFlight()) {
+          if (!snapshot || operator_request_ || pg_busy) {
             wake = SteadyClock::now() + milliseconds(200);  // after what runs now
             break;
           }
