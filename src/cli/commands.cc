@@ -20,6 +20,7 @@
 #include "cli/edit_config.h"
 #include "cli/pause_wait.h"
 #include "cluster/cluster_store.h"
+#include "cluster/conn_url.h"
 #include "config/config.h"
 #include "config/config_edit.h"
 #include "dcs/etcd3/etcd_dcs.h"
@@ -536,6 +537,69 @@ void RegisterCommands(CLI::App& app) {
       std::cout << h.timeline.value() << "\t" << h.switch_lsn.ToString() << "\t" << h.reason << "\t"
                 << h.time << "\t" << h.new_leader.str() << "\n";
     }
+  });
+
+  // --- show-config ---
+  auto* show = app.add_subcommand(
+      "show-config", "Show the cluster's dynamic configuration (etcd `config` key) as YAML");
+  AddConfigOption(show, *common);
+  show->callback([common] {
+    auto loaded = LoadCluster(*common);
+    if (!loaded) return;
+    if (!loaded->view.config_json) {
+      std::cerr << "cluster " << loaded->config.scope << " has no config key in etcd yet\n";
+      exit_status = 1;
+      return;
+    }
+    std::cout << config::JsonToYaml(*loaded->view.config_json);
+  });
+
+  // --- dsn ---
+  struct DsnArgs {
+    std::string role = "leader";
+    std::string member;
+  };
+  auto dsn_args = std::make_shared<DsnArgs>();
+  auto* dsn = app.add_subcommand(
+      "dsn", "Print a libpq connection string (host=... port=...) for a member, as patronictl dsn");
+  AddConfigOption(dsn, *common);
+  dsn->add_option("member", dsn_args->member, "the member (default: chosen by --role)");
+  dsn->add_option("-r,--role", dsn_args->role, "leader (default), primary, replica or any")
+      ->check(CLI::IsMember({"leader", "primary", "master", "replica", "standby", "any"}));
+  dsn->callback([common, dsn_args] {
+    auto loaded = LoadCluster(*common);
+    if (!loaded) return;
+    const core::ClusterView& view = loaded->view;
+    const std::string leader = view.leader ? view.leader->holder.str() : "";
+    const core::Member* chosen = nullptr;
+    for (const auto& [name, member] : view.members) {
+      const bool is_leader = name.str() == leader;
+      const std::string& role = dsn_args->role;
+      const bool wanted =
+          !dsn_args->member.empty()
+              ? name.str() == dsn_args->member
+              : role == "any" ||
+                    ((role == "replica" || role == "standby") ? !is_leader : is_leader);
+      if (wanted) {
+        chosen = &member;
+        break;
+      }
+    }
+    if (!chosen) {
+      std::cerr << (dsn_args->member.empty() ? "no member with role " + dsn_args->role
+                                             : "no member " + dsn_args->member)
+                << " in cluster " << loaded->config.scope << "\n";
+      exit_status = 1;
+      return;
+    }
+    auto address = cluster::ParseConnUrl(chosen->conn_url);
+    if (!address) {
+      std::cerr << "member " << chosen->name.str() << " has no usable conn_url (\""
+                << chosen->conn_url << "\")\n";
+      exit_status = 1;
+      return;
+    }
+    std::cout << "host=" << address->host << " port=" << address->port.value_or(5432) << "\n";
   });
 
   // --- switchover ---

@@ -1,5 +1,7 @@
 #include "config/config_edit.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -83,7 +85,48 @@ std::vector<std::string> Lines(std::string_view json) {
   return out;
 }
 
+void EmitYaml(YAML::Emitter& out, const Json& j) {
+  if (j.is_object()) {
+    if (j.empty()) {
+      out << YAML::Flow << YAML::BeginMap << YAML::EndMap;
+      return;
+    }
+    out << YAML::BeginMap;
+    for (const auto& [key, value] : j.items()) {  // nlohmann's object is a sorted std::map
+      out << YAML::Key << key << YAML::Value;
+      EmitYaml(out, value);
+    }
+    out << YAML::EndMap;
+  } else if (j.is_array()) {
+    if (j.empty()) {
+      out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
+      return;
+    }
+    out << YAML::BeginSeq;
+    for (const Json& item : j) EmitYaml(out, item);
+    out << YAML::EndSeq;
+  } else if (j.is_string()) {
+    // Quoted when, left plain, it would read back as another type ("on", "100", "null", "").
+    const std::string text = j.get<std::string>();
+    auto plain = YamlToJson(text, "value");
+    if (!plain || *plain != j.dump()) out << YAML::DoubleQuoted;
+    out << text;
+  } else if (j.is_null()) {
+    out << YAML::Null;
+  } else {
+    out << j.dump();  // numbers and booleans as JSON writes them
+  }
+}
+
 }  // namespace
+
+std::string JsonToYaml(std::string_view json) {
+  Json j = Json::parse(json, nullptr, false);
+  if (j.is_discarded()) return std::string(json);
+  YAML::Emitter out;
+  EmitYaml(out, j);
+  return std::string(out.c_str()) + "\n";
+}
 
 Result<std::string> MergeJsonPatch(const std::optional<std::string>& current_json,
                                    std::string_view patch_json) {

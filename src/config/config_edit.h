@@ -24,6 +24,10 @@ Result<std::string> MergeJsonPatch(const std::optional<std::string>& current_jso
 // and the line.
 Result<std::string> YamlToJson(std::string_view text, std::string_view source);
 
+// A JSON document as block-style YAML, keys in sorted order (patronictl show-config's output).
+// Text that is not JSON is returned unchanged.
+std::string JsonToYaml(std::string_view json);
+
 // Renders two JSON documents as indented text and returns a line diff ("-" removed, "+" added,
 // " " kept), or "" when they are equal.
 std::string JsonDiff(std::string_view before_json, std::string_view after_json);

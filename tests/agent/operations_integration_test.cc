@@ -496,6 +496,30 @@ TEST_F(OperationsCluster, CliEditConfigReloadRestart) {
   auto config = Json::parse(Value("config"));
   EXPECT_EQ(config["maximum_lag_on_failover"], 2097152) << config.dump();
 
+  // Read-only commands: show-config (the key as YAML), dsn (patronictl's connection string).
+  auto read_only = [&](std::vector<std::string> args) {
+    Command cmd;
+    cmd.argv = {PGWARDEN_BINARY};
+    cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
+    cmd.argv.insert(cmd.argv.end(), {"-c", c().node(r).config_path});
+    auto out = pgwarden::Run(cmd, seconds(30));
+    EXPECT_TRUE(out) << out.error().ToString();
+    return out ? *out : ProcessResult{};
+  };
+  auto yaml = read_only({"show-config"});
+  EXPECT_EQ(yaml.exit_code, 0) << yaml.output;
+  EXPECT_NE(yaml.output.find("\n    work_mem: 9MB\n"), std::string::npos) << yaml.output;
+  EXPECT_NE(yaml.output.find("\nmaximum_lag_on_failover: 2097152\n"), std::string::npos)
+      << yaml.output;
+  auto dsn = read_only({"dsn"});
+  EXPECT_EQ(dsn.output, "host=127.0.0.1 port=" + std::to_string(c().node(p).pg_port) + "\n");
+  auto dsn_replica = read_only({"dsn", c().node(r).name});
+  EXPECT_EQ(dsn_replica.output,
+            "host=127.0.0.1 port=" + std::to_string(c().node(r).pg_port) + "\n");
+  auto dsn_unknown = read_only({"dsn", "nobody"});
+  EXPECT_NE(dsn_unknown.exit_code, 0);
+  EXPECT_NE(dsn_unknown.output.find("no member nobody"), std::string::npos) << dsn_unknown.output;
+
   const std::string before = Value("config");
   auto bad = cli({"edit-config", "--set", "ttl=1"});
   EXPECT_NE(bad.exit_code, 0) << bad.output;

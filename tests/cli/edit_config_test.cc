@@ -91,5 +91,32 @@ TEST(EditConfigDiff, ShowsRemovedAndAddedLines) {
   EXPECT_EQ(config::JsonDiff(*merged, *merged), "");
 }
 
+// `pgwarden show-config`: the etcd config key as YAML, sorted keys, types kept on a round trip.
+TEST(ShowConfig, JsonToYamlKeepsTypesAndSortsKeys) {
+  const std::string json =
+      R"({"ttl":2,"loop_wait":0.5,"synchronous_mode":true,"pause":null,"tags":[],)"
+      R"("postgresql":{"parameters":{"max_connections":"100","work_mem":"8MB",)"
+      R"("archive_command":"on"},"use_pg_rewind":true},"slots":{}})";
+  const std::string yaml = config::JsonToYaml(json);
+  EXPECT_EQ(yaml,
+            "loop_wait: 0.5\n"
+            "pause: ~\n"
+            "postgresql:\n"
+            "  parameters:\n"
+            "    archive_command: \"on\"\n"
+            "    max_connections: \"100\"\n"
+            "    work_mem: 8MB\n"
+            "  use_pg_rewind: true\n"
+            "slots: {}\n"
+            "synchronous_mode: true\n"
+            "tags: []\n"
+            "ttl: 2\n");
+  // Read back, it is the same document (strings that look like numbers or booleans stay strings).
+  auto back = config::YamlToJson(yaml, "show-config");
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(Json::parse(*back), Json::parse(json));
+  EXPECT_EQ(config::JsonToYaml("not json"), "not json");
+}
+
 }  // namespace
 }  // namespace pgwarden::cli
