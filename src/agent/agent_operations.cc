@@ -70,7 +70,8 @@ Result<std::string> Agent::OperatorRestart(const api::RestartRequest& request) {
   if (request.schedule) {
     // Patroni's schedule_future_restart: remembered here, carried out by the control thread
     // (CheckScheduledRestart), which checks the conditions when the time comes.
-    if (!restart_schedule_.Schedule({request, snapshot->self.postmaster_start_time})) {
+    if (!restart_schedule_.Schedule(
+            {request, snapshot->self.postmaster_start_time, std::chrono::system_clock::now()})) {
       return Fail(ErrorCode::kConflict, "Another restart is already scheduled");
     }
     spdlog::info("restart scheduled at {}", api::FormatIsoUtc(*request.schedule));
@@ -115,7 +116,7 @@ std::optional<SteadyTime> Agent::CheckScheduledRestart() {
     const std::optional<SystemTime> started =
         snapshot ? snapshot->self.postmaster_start_time : std::nullopt;
     if (started && scheduled->postmaster_start_time &&
-        *started != *scheduled->postmaster_start_time) {
+        *started != *scheduled->postmaster_start_time && *started > scheduled->scheduled_at) {
       // As Patroni: PostgreSQL was restarted since the schedule was made; that was the restart.
       if (restart_schedule_.Take(version)) {
         spdlog::info("cancelling the scheduled restart: PostgreSQL was restarted at {} already",

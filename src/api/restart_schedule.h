@@ -29,7 +29,10 @@ std::optional<std::string> RestartConditionsUnmet(const RestartRequest& request,
 // in between).
 struct ScheduledRestart {
   RestartRequest request;
-  std::optional<SystemTime> postmaster_start_time;
+  std::optional<SystemTime> postmaster_start_time;  // as published (may lag a fresh restart)
+  // When the schedule was accepted: only a postmaster started after this cancels it (the
+  // published start time above can still be the one before a restart that just finished).
+  SystemTime scheduled_at{};
 };
 
 // What the HA loop does with a schedule now (Patroni's should_run_scheduled_action, without its
