@@ -39,6 +39,7 @@ struct Loaded {
   config::Config config;
   core::ClusterView view;
   std::map<MemberName, std::string> scheduled_restarts;  // member key "scheduled_restart"
+  std::unique_ptr<dcs::Dcs> etcd;                        // the connection it was read with
 };
 
 std::optional<Loaded> LoadCluster(const Common& common) {
@@ -65,7 +66,8 @@ std::optional<Loaded> LoadCluster(const Common& common) {
     return std::nullopt;
   }
   for (const auto& problem : read->problems) std::cerr << "warning: " << problem.message << "\n";
-  return Loaded{loaded->config, std::move(read->view), std::move(read->scheduled_restarts)};
+  return Loaded{loaded->config, std::move(read->view), std::move(read->scheduled_restarts),
+                std::move(*etcd)};
 }
 
 // "http://127.0.0.1:8008/patroni" -> "http://127.0.0.1:8008"
@@ -73,6 +75,61 @@ std::string ApiBase(const std::string& api_url) {
   auto scheme = api_url.find("://");
   auto path = api_url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
   return path == std::string::npos ? api_url : api_url.substr(0, path);
+}
+
+// Asks for a typed answer; true when the line read equals `expected`.
+bool ConfirmTyped(const std::string& question, const std::string& expected) {
+  std::cout << question << std::flush;
+  std::string answer;
+  if (!std::getline(std::cin, answer)) {
+    std::cout << "\n";
+    return false;
+  }
+  return answer == expected;
+}
+
+// `pgwarden remove`: deletes the cluster's keys, as patronictl remove, but only once no member
+// is registered (every agent stopped: their member keys expired with their leases), so that no
+// running agent re-creates keys or loses its leader key under it.
+int RemoveCluster(const Loaded& loaded, bool force) {
+  const std::string& scope = loaded.config.scope;
+  const cluster::Keys keys(loaded.config.dcs_namespace, scope);
+  // The raw keys, not the parsed view: a member key the view left out as malformed still means
+  // an agent may be running.
+  auto members = loaded.etcd->Get(keys.members, /*prefix=*/true);
+  if (!members) {
+    std::cerr << "reading " << keys.members << " in etcd: " << members.error().ToString() << "\n";
+    return 1;
+  }
+  if (!members->kvs.empty()) {
+    std::string names;
+    for (const auto& kv : members->kvs) {
+      names += (names.empty() ? "" : ", ") + kv.key.substr(keys.members.size());
+    }
+    std::cerr << "cluster " << scope << " still has registered members (" << names
+              << "): stop every agent first; their member keys expire with their leases\n";
+    return 1;
+  }
+  if (!force) {
+    if (!ConfirmTyped("Please confirm the cluster name to remove: ", scope)) {
+      std::cerr << "Aborted: the name does not match\n";
+      return 1;
+    }
+    if (!ConfirmTyped("You are about to remove all information in etcd for " + scope +
+                          ", please type: \"Yes I am aware\": ",
+                      "Yes I am aware")) {
+      std::cerr << "Aborted\n";
+      return 1;
+    }
+  }
+  auto deleted = loaded.etcd->Delete(keys.prefix, /*prefix=*/true);
+  if (!deleted) {
+    std::cerr << "deleting " << keys.prefix << " in etcd: " << deleted.error().ToString() << "\n";
+    return 1;
+  }
+  std::cout << "Removed cluster " << scope << " (" << *deleted << " keys under " << keys.prefix
+            << ")\n";
+  return 0;
 }
 
 bool Confirm(const std::string& question) {
@@ -537,6 +594,18 @@ void RegisterCommands(CLI::App& app) {
       std::cout << h.timeline.value() << "\t" << h.switch_lsn.ToString() << "\t" << h.reason << "\t"
                 << h.time << "\t" << h.new_leader.str() << "\n";
     }
+  });
+
+  // --- remove ---
+  auto remove_force = std::make_shared<bool>(false);
+  auto* remove = app.add_subcommand(
+      "remove", "Delete a stopped cluster's keys from etcd (every agent must be stopped first)");
+  AddConfigOption(remove, *common);
+  remove->add_flag("--force", *remove_force, "do not ask for the typed confirmations");
+  remove->callback([common, remove_force] {
+    auto loaded = LoadCluster(*common);
+    if (!loaded) return;
+    exit_status = RemoveCluster(*loaded, *remove_force);
   });
 
   // --- show-config ---

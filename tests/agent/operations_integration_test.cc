@@ -627,6 +627,72 @@ TEST_F(OperationsCluster, SwitchoverPublishesStoppingFirst) {
       seconds(30)));
 }
 
+// `pgwarden remove` deletes a stopped cluster's keys (and only under its own prefix); it
+// refuses while a member is registered, and without --force it wants the typed confirmations.
+TEST_F(OperationsCluster, CliRemoveDeletesOnlyAStoppedClustersKeys) {
+  const size_t r = Replicas(*c().Primary()).front();
+  // A node file for another, stopped cluster "gone" in the same etcd.
+  std::ifstream in(c().node(r).config_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string yaml = text.str();
+  const size_t at = yaml.find("scope: itest");
+  ASSERT_NE(at, std::string::npos) << yaml;
+  yaml.replace(at, std::string("scope: itest").size(), "scope: gone");
+  const std::string path = c().node(r).dir + "/gone.yml";
+  std::ofstream(path) << yaml;
+  for (const std::string key : {"/service/gone/config", "/service/gone/initialize",
+                                "/service/gone/history", "/service/gonex/config"}) {
+    ASSERT_TRUE(etcd().Put(key, "{}"));
+  }
+  auto run = [&](std::vector<std::string> args) {
+    Command cmd;
+    cmd.argv = {PGWARDEN_BINARY, "remove", "-c", path};
+    cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
+    auto out = pgwarden::Run(cmd, seconds(30));
+    EXPECT_TRUE(out) << out.error().ToString();
+    return out ? *out : ProcessResult{};
+  };
+  auto count = [&](const std::string& prefix) {
+    auto got = etcd().Get(prefix, true);
+    return got ? got->kvs.size() : size_t{999};
+  };
+
+  // A registered member (even one whose value is not a member): refused, nothing deleted.
+  ASSERT_TRUE(etcd().Put("/service/gone/members/ghost", "not json"));
+  auto refused = run({"--force"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("still has registered members (ghost)"), std::string::npos)
+      << refused.output;
+  EXPECT_EQ(count("/service/gone/"), 4u);
+  ASSERT_TRUE(etcd().Delete("/service/gone/members/ghost"));
+
+  // No typed confirmation (stdin is empty): aborted, nothing deleted.
+  auto aborted = run({});
+  EXPECT_NE(aborted.exit_code, 0);
+  EXPECT_NE(aborted.output.find("Aborted"), std::string::npos) << aborted.output;
+  EXPECT_EQ(count("/service/gone/"), 3u);
+
+  auto removed = run({"--force"});
+  EXPECT_EQ(removed.exit_code, 0) << removed.output;
+  EXPECT_NE(removed.output.find("Removed cluster gone (3 keys under /service/gone/)"),
+            std::string::npos)
+      << removed.output;
+  EXPECT_EQ(count("/service/gone/"), 0u);
+  EXPECT_EQ(count("/service/gonex/"), 1u) << "a sibling prefix must survive";
+  EXPECT_FALSE(Value("config").empty()) << "the running cluster's keys must survive";
+
+  // The running cluster itself: refused while its agents run.
+  Command self;
+  self.argv = {PGWARDEN_BINARY, "remove", "-c", c().node(r).config_path, "--force"};
+  auto kept = pgwarden::Run(self, seconds(30));
+  ASSERT_TRUE(kept);
+  EXPECT_NE(kept->exit_code, 0);
+  EXPECT_NE(kept->output.find("still has registered members"), std::string::npos) << kept->output;
+  EXPECT_FALSE(Value("leader").empty());
+  etcd().Delete("/service/gonex/", true);
+}
+
 TEST_F(OperationsCluster, PausedClusterDoesNotFailOverUntilResumed) {
   const size_t p = *c().Primary();
   const std::string leader = c().node(p).name;
