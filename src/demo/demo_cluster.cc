@@ -424,9 +424,8 @@ Result<void> DemoCluster::StopKept(const std::string& dir, std::string* report) 
   }
   // Only a process whose command line names this directory is ours (a PID may be reused).
   auto ours = [&](pid_t pid) {
-    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::string s((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-    return s.find(dir) != std::string::npos;
+    return launch::ReadWholeFile("/proc/" + std::to_string(pid) + "/cmdline").find(dir) !=
+           std::string::npos;
   };
   for (const auto& [k, pid] : procs) {
     if (k == "agent" && pid > 1 && ours(pid)) {

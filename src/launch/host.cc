@@ -1,24 +1,36 @@
 #include "launch/host.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
 #include <thread>
 
 namespace pgwarden::launch {
-namespace {
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+std::string ReadWholeFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string out;
+  char buf[4096];
+  for (int i = 0; i < 4096; ++i) {  // at most 16 MiB
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
+
+namespace {
 
 // The state letter and the parent of a process or thread from its stat file ("" when gone).
 // The command name may hold spaces and parentheses: parse after the last ')'.
@@ -27,7 +39,7 @@ struct Stat {
   pid_t ppid = 0;
 };
 std::optional<Stat> ReadStat(const std::string& stat_path) {
-  const std::string s = ReadAll(stat_path);
+  const std::string s = ReadWholeFile(stat_path);
   const auto paren = s.rfind(')');
   if (paren == std::string::npos || paren + 2 >= s.size()) return std::nullopt;
   std::istringstream in(s.substr(paren + 2));
@@ -66,7 +78,7 @@ void SignalTree(pid_t root, int sig, std::vector<pid_t>* signalled) {
 }  // namespace
 
 std::string ReadTail(const std::string& path, std::size_t bytes) {
-  std::string s = ReadAll(path);
+  std::string s = ReadWholeFile(path);
   return s.size() > bytes ? s.substr(s.size() - bytes) : s;
 }
 

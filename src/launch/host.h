@@ -20,6 +20,11 @@
 
 namespace pgwarden::launch {
 
+// A whole file, "" when it cannot be opened; what was read before an error otherwise. Safe on
+// /proc files of a process that exits meanwhile (reading those fails with ESRCH, which an
+// istreambuf_iterator turns into an uncaught exception).
+std::string ReadWholeFile(const std::string& path);
+
 // The last `bytes` of a file ("" when it cannot be read), for error messages.
 std::string ReadTail(const std::string& path, std::size_t bytes);
 
