@@ -88,6 +88,16 @@ class OperationsCluster : public ::testing::Test {
   }
   ClusterHarness& c() { return *cluster_; }
   dcs::Dcs& etcd() { return *etcd_; }
+  // `pgwarden <args...> -c <config_path>`: its exit status and output.
+  static ProcessResult Cli(std::vector<std::string> args, const std::string& config_path) {
+    Command cmd;
+    cmd.argv = {PGWARDEN_BINARY};
+    cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
+    cmd.argv.insert(cmd.argv.end(), {"-c", config_path});
+    auto out = pgwarden::Run(cmd, seconds(60));
+    EXPECT_TRUE(out) << out.error().ToString();
+    return out ? *out : ProcessResult{};
+  }
 
   std::pair<int, std::string> Call(size_t i, const std::string& method, const std::string& path,
                                    const std::string& body) {
@@ -481,15 +491,8 @@ TEST_F(OperationsCluster, CliEditConfigReloadRestart) {
   const size_t p = *c().Primary();
   const size_t r = Replicas(p).front();
   auto cli = [&](std::vector<std::string> args) {
-    Command cmd;
-    cmd.argv = {PGWARDEN_BINARY};
-    cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
-    cmd.argv.push_back("-c");
-    cmd.argv.push_back(c().node(r).config_path);
-    cmd.argv.push_back("--force");
-    auto out = pgwarden::Run(cmd, seconds(60));
-    EXPECT_TRUE(out) << out.error().ToString();
-    return out ? *out : ProcessResult{};
+    args.push_back("--force");
+    return Cli(std::move(args), c().node(r).config_path);
   };
   auto edit =
       cli({"edit-config", "--pg", "work_mem=9MB", "--set", "maximum_lag_on_failover=2097152"});
@@ -502,13 +505,7 @@ TEST_F(OperationsCluster, CliEditConfigReloadRestart) {
 
   // Read-only commands: show-config (the key as YAML), dsn (patronictl's connection string).
   auto read_only = [&](std::vector<std::string> args) {
-    Command cmd;
-    cmd.argv = {PGWARDEN_BINARY};
-    cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
-    cmd.argv.insert(cmd.argv.end(), {"-c", c().node(r).config_path});
-    auto out = pgwarden::Run(cmd, seconds(30));
-    EXPECT_TRUE(out) << out.error().ToString();
-    return out ? *out : ProcessResult{};
+    return Cli(std::move(args), c().node(r).config_path);
   };
   auto yaml = read_only({"show-config"});
   EXPECT_EQ(yaml.exit_code, 0) << yaml.output;
@@ -547,12 +544,7 @@ TEST_F(OperationsCluster, CliEditConfigReloadRestart) {
       << unknown.output;
 
   // restart --scheduled, the list's "Scheduled restart" column, flush restart.
-  auto list = [&] {
-    Command cmd;
-    cmd.argv = {PGWARDEN_BINARY, "list", "-c", c().node(r).config_path};
-    auto out = pgwarden::Run(cmd, seconds(30));
-    return out ? out->output : out.error().ToString();
-  };
+  auto list = [&] { return Cli({"list"}, c().node(r).config_path).output; };
   const std::string later = api::FormatIsoUtc(std::chrono::time_point_cast<seconds>(
       std::chrono::system_clock::now() + std::chrono::hours(1)));
   auto scheduled = cli({"restart", c().node(r).name, "--scheduled", later});
@@ -646,12 +638,8 @@ TEST_F(OperationsCluster, CliRemoveDeletesOnlyAStoppedClustersKeys) {
     ASSERT_TRUE(etcd().Put(key, "{}"));
   }
   auto run = [&](std::vector<std::string> args) {
-    Command cmd;
-    cmd.argv = {PGWARDEN_BINARY, "remove", "-c", path};
-    cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
-    auto out = pgwarden::Run(cmd, seconds(30));
-    EXPECT_TRUE(out) << out.error().ToString();
-    return out ? *out : ProcessResult{};
+    args.insert(args.begin(), "remove");
+    return Cli(std::move(args), path);
   };
   auto count = [&](const std::string& prefix) {
     auto got = etcd().Get(prefix, true);
@@ -683,12 +671,9 @@ TEST_F(OperationsCluster, CliRemoveDeletesOnlyAStoppedClustersKeys) {
   EXPECT_FALSE(Value("config").empty()) << "the running cluster's keys must survive";
 
   // The running cluster itself: refused while its agents run.
-  Command self;
-  self.argv = {PGWARDEN_BINARY, "remove", "-c", c().node(r).config_path, "--force"};
-  auto kept = pgwarden::Run(self, seconds(30));
-  ASSERT_TRUE(kept);
-  EXPECT_NE(kept->exit_code, 0);
-  EXPECT_NE(kept->output.find("still has registered members"), std::string::npos) << kept->output;
+  auto kept = Cli({"remove", "--force"}, c().node(r).config_path);
+  EXPECT_NE(kept.exit_code, 0);
+  EXPECT_NE(kept.output.find("still has registered members"), std::string::npos) << kept.output;
   EXPECT_FALSE(Value("leader").empty());
   etcd().Delete("/service/gonex/", true);
 }
@@ -698,14 +683,7 @@ TEST_F(OperationsCluster, PausedClusterDoesNotFailOverUntilResumed) {
   const std::string leader = c().node(p).name;
   const size_t r = Replicas(p).front();
   auto cli = [&](std::vector<std::string> args) {
-    Command cmd;
-    cmd.argv = {PGWARDEN_BINARY};
-    cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
-    cmd.argv.push_back("-c");
-    cmd.argv.push_back(c().node(r).config_path);
-    auto out = pgwarden::Run(cmd, seconds(60));
-    EXPECT_TRUE(out) << out.error().ToString();
-    return out ? *out : ProcessResult{};
+    return Cli(std::move(args), c().node(r).config_path);
   };
   auto pause = cli({"pause", "--wait", "--timeout", "20"});
   ASSERT_EQ(pause.exit_code, 0) << pause.output;
