@@ -77,15 +77,20 @@ std::string ApiBase(const std::string& api_url) {
   return path == std::string::npos ? api_url : api_url.substr(0, path);
 }
 
-// Asks for a typed answer; true when the line read equals `expected`.
-bool ConfirmTyped(const std::string& question, const std::string& expected) {
+// Prints `question` and reads one line; nullopt at the end of input.
+std::optional<std::string> Ask(const std::string& question) {
   std::cout << question << std::flush;
   std::string answer;
   if (!std::getline(std::cin, answer)) {
     std::cout << "\n";
-    return false;
+    return std::nullopt;
   }
-  return answer == expected;
+  return answer;
+}
+
+// Asks for a typed answer; true when the line read equals `expected`.
+bool ConfirmTyped(const std::string& question, const std::string& expected) {
+  return Ask(question) == expected;
 }
 
 // `pgwarden remove`: deletes the cluster's keys, as patronictl remove, but only once no member
@@ -133,12 +138,7 @@ int RemoveCluster(const Loaded& loaded, bool force) {
 }
 
 bool Confirm(const std::string& question) {
-  std::cout << question << " [y/N]: " << std::flush;
-  std::string answer;
-  if (!std::getline(std::cin, answer)) {
-    std::cout << "\n";
-    return false;
-  }
+  const std::optional<std::string> answer = Ask(question + " [y/N]: ");
   return answer == "y" || answer == "Y" || answer == "yes";
 }
 

@@ -12,8 +12,10 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "launch/host.h"
@@ -100,6 +102,19 @@ class AgentCluster : public ::testing::Test {
           return true;
         },
         timeout);
+  }
+
+  // Waits for a primary other than `old` for which `ready` holds (e.g. it accepted a write).
+  std::optional<size_t> WaitNewPrimary(size_t old, seconds timeout,
+                                       const std::function<bool(size_t)>& ready = {}) {
+    std::optional<size_t> np;
+    const bool found = ClusterHarness::WaitFor(
+        [&] {
+          np = c().Primary();
+          return np && *np != old && (!ready || ready(*np));
+        },
+        timeout);
+    return found ? np : std::nullopt;
   }
 
   static ClusterHarness* cluster_;
@@ -195,16 +210,10 @@ TEST_F(AgentCluster, HostCrashFailsOverAndTheOldPrimaryRejoins) {
   const auto t0 = Clock::now();
   c().KillAgent(p);
   c().KillPostgres(p);
-  std::optional<size_t> np;
-  ASSERT_TRUE(ClusterHarness::WaitFor(
-      [&] {
-        np = c().Primary();
-        if (!np || *np == p) return false;
-        auto w = c().Sql(*np, "INSERT INTO t(tag) VALUES ('first-after-crash')");
-        return w.has_value();
-      },
-      seconds(20)))
-      << "no new primary";
+  const std::optional<size_t> np = WaitNewPrimary(p, seconds(20), [&](size_t n) {
+    return c().Sql(n, "INSERT INTO t(tag) VALUES ('first-after-crash')").has_value();
+  });
+  ASSERT_TRUE(np) << "no new primary";
   const auto outage = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
   std::cerr << "host crash: " << c().node(*np).name << " accepted a write " << outage
             << " ms after the crash; last-instant rows kept: " << Count(*np, "last-instant") << "/"
@@ -235,13 +244,8 @@ TEST_F(AgentCluster, FrozenPrimaryNeverAcceptsWritesAfterResuming) {
   // and spare the agent's own check on resume) and PostgreSQL.
   const launch::FrozenHost host = launch::FreezeHost(c().node(p).agent.pid(), c().node(p).data_dir);
   c().node(p).frozen = true;
-  std::optional<size_t> np;
-  const bool elected = ClusterHarness::WaitFor(
-      [&] {
-        np = c().Primary();
-        return np && *np != p;
-      },
-      seconds(20));
+  const std::optional<size_t> np = WaitNewPrimary(p, seconds(20));
+  const bool elected = np.has_value();
   int acked_by_new = 0;
   if (elected) acked_by_new = Write(*np, "new-primary", 20);
   // Resume: the agent first (as after a VM pause both resume; the agent's fence check runs
@@ -291,13 +295,8 @@ TEST_F(AgentCluster, WatchdogFencesPostgresWhenOnlyTheAgentFreezes) {
   ASSERT_TRUE(old_postmaster.has_value());
   c().FreezeAgent(p);
   c().node(p).frozen = true;
-  std::optional<size_t> np;
-  const bool elected = ClusterHarness::WaitFor(
-      [&] {
-        np = c().Primary();
-        return np && *np != p;
-      },
-      seconds(20));
+  const std::optional<size_t> np = WaitNewPrimary(p, seconds(20));
+  const bool elected = np.has_value();
   // At the promotion the old postmaster is already gone, and nothing writes on its port.
   const bool old_alive = Running(*old_postmaster);
   auto w = c().Sql(p, "INSERT INTO t(tag) VALUES ('old-primary-agent-frozen')", milliseconds(500));
@@ -355,13 +354,10 @@ TEST_F(AgentCluster, GracefulStopOfTheLeaderHandsOverAtOnce) {
   const auto t0 = Clock::now();
   EXPECT_EQ(c().StopAgent(p), 0);
   EXPECT_FALSE(c().PostmasterPid(p)) << "PostgreSQL still runs after the agent stopped";
-  std::optional<size_t> np;
-  ASSERT_TRUE(ClusterHarness::WaitFor(
-      [&] {
-        np = c().Primary();
-        return np && *np != p && c().Sql(*np, "INSERT INTO t(tag) VALUES ('after-stop')");
-      },
-      seconds(15)));
+  const std::optional<size_t> np = WaitNewPrimary(p, seconds(15), [&](size_t n) {
+    return c().Sql(n, "INSERT INTO t(tag) VALUES ('after-stop')").has_value();
+  });
+  ASSERT_TRUE(np);
   const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
   std::cerr << "graceful stop: " << c().node(*np).name << " accepted a write " << took
             << " ms after SIGTERM\n";

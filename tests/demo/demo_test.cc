@@ -7,21 +7,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/process.h"
+#include "launch/host.h"
 
 namespace pgwarden {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+// /proc files of processes that may exit mid-read: see launch::ReadWholeFile.
+std::string ReadFile(const std::string& path) { return launch::ReadWholeFile(path); }
 
 // Processes (other than us) whose command line mentions `needle`.
 std::vector<pid_t> ProcessesMentioning(const std::string& needle) {
